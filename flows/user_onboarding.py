@@ -1,0 +1,44 @@
+"""Onboarding: a welcome email, a timer, a promotion email, another timer."""
+import random
+import secrets
+
+from webapp.engine import Workflow, on_event, step
+
+
+class UserOnboarding(Workflow):
+    """Welcomes a user (state `userEmail`), waits, sends a promotion, waits, ends."""
+
+    name = "user_onboarding"
+    first_step = "step_begin"
+
+    @on_event("set_email")
+    def set_email(self, email):
+        if not isinstance(email, str) or "@" not in email:
+            raise ValueError(f"{email!r} is not an email address")
+        self.log("email_updated", oldValue=self.state.get("userEmail"), newValue=email)
+        self.state["userEmail"] = email
+
+    def _send_email(self, wait_field: str, wait_max_ms: int) -> str:
+        delivery_id = secrets.token_hex(6)
+        self.log("email_sent", deliveryId=delivery_id)
+        self.state[wait_field] = random.randint(0, wait_max_ms)
+        return delivery_id
+
+    @step
+    def step_begin(self):
+        return "step_process"
+
+    @step
+    def step_process(self):
+        yield self.action("send_email_wellcome", self._send_email,
+                          "waitBeforePromotionEmail", 5000)
+        yield self.sleep("wait_before_promotion_email",
+                         self.state["waitBeforePromotionEmail"] / 1000)
+        yield self.action("send_email_promotion", self._send_email,
+                          "waitBeforeEnd", 2000)
+        yield self.sleep("wait_before_end", self.state["waitBeforeEnd"] / 1000)
+        return "step_end"
+
+    @step
+    def step_end(self):
+        return None

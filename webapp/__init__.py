@@ -1,0 +1,44 @@
+"""tiny-workflow: durable workflows in plain Python, and the Flask dashboard that shows them."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """The app factory: config, database, blueprints and the background runner."""
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    instance = Path(os.environ.get("TINYFLOW_INSTANCE", app.instance_path))
+    app.instance_path = str(instance)
+    instance.mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(
+        SQLALCHEMY_DATABASE_URI=os.environ.get("TINYFLOW_DATABASE_URL")
+        or f"sqlite:///{instance / 'tiny-workflow.sqlite'}",
+        TINYFLOW_FLOWS=["flows"],
+        TINYFLOW_RUNNER=False,
+        TINYFLOW_CLOCK=time.time,
+        TINYFLOW_MAX_PAYLOAD=256 * 1024,
+    )
+    if config:
+        app.config.update(config)
+
+    from . import store
+
+    store.init_app(app)
+
+    from .views import api, flows, workflows
+
+    app.register_blueprint(workflows.bp)
+    app.register_blueprint(flows.bp)
+    app.register_blueprint(api.bp)
+    return app

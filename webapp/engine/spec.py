@@ -1,0 +1,131 @@
+"""A flow class's definition: its steps, event handlers and static transitions (read with ``ast``)."""
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+import textwrap
+from dataclasses import dataclass
+
+RESERVED = frozenset({
+    "run", "exec", "send", "resolve", "cancel", "retry", "pending", "wake_at", "log", "now",
+    "action", "sleep", "sleep_until", "wait_event", "step", "state", "status", "to_json",
+    "from_json",
+})
+
+
+class FlowDefinitionError(TypeError):
+    """A workflow class is malformed (unknown next step, reserved name, no steps...)."""
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    """What the engine knows about a flow class, before any instance exists."""
+
+    name: str
+    first_step: str
+    steps: tuple[str, ...]
+    transitions: dict[str, list[str]] | None  # None where no source could be read
+    handlers: dict[str, str]
+    doc: str
+
+
+def step(fn=None, *, next=None):
+    """Mark a method as a step. ``@step(next=[...])`` declares the steps it may return
+    when its returns are not all string literals."""
+    def mark(f):
+        f._tw_step = tuple(next) if next is not None else None
+        return f
+    return mark(fn) if fn is not None else mark
+
+
+def on_event(name: str):
+    """Mark ``handler(self, payload)`` as the handler of events called ``name``."""
+    if not isinstance(name, str) or not name:
+        raise FlowDefinitionError("on_event needs an event name")
+
+    def mark(f):
+        f._tw_event = name
+        return f
+    return mark
+
+
+def snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def build_spec(cls) -> FlowSpec:
+    """Collect and check the definition of workflow class ``cls`` (raises FlowDefinitionError)."""
+    own = vars(cls)
+    clash = sorted(RESERVED.intersection(own))
+    if clash:
+        raise FlowDefinitionError(
+            f"{cls.__name__} defines {', '.join(clash)}: reserved by the engine's API")
+    steps: dict[str, tuple | None] = {}
+    handlers: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        for attr, value in vars(klass).items():
+            if hasattr(value, "_tw_step"):
+                steps[attr] = value._tw_step
+            if hasattr(value, "_tw_event"):
+                handlers[value._tw_event] = attr
+    if not steps:
+        raise FlowDefinitionError(f"{cls.__name__} has no @step methods")
+    first = own.get("first_step") or getattr(cls, "first_step", None) or next(iter(steps))
+    if first not in steps:
+        raise FlowDefinitionError(f"{cls.__name__}.first_step {first!r} is not a step")
+    name = own.get("name") or snake_case(cls.__name__)
+    transitions = _transitions(cls, steps)
+    return FlowSpec(name=name, first_step=first, steps=tuple(steps), transitions=transitions,
+                    handlers=handlers, doc=inspect.cleandoc(cls.__doc__ or ""))
+
+
+def _transitions(cls, steps: dict[str, tuple | None]) -> dict[str, list[str]] | None:
+    result: dict[str, list[str]] = {}
+    for name, declared in steps.items():
+        fn = getattr(cls, name)
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+        except (OSError, TypeError, SyntaxError):
+            return None  # typed into a REPL: checked at run time instead
+        literal, dynamic = _returns(tree.body[0])
+        if dynamic and declared is None:
+            raise FlowDefinitionError(
+                f"{cls.__name__}.{name} returns a computed step name on line "
+                f"{dynamic[0] + fn.__code__.co_firstlineno - 1}; declare @step(next=[...])")
+        targets = list(dict.fromkeys([*literal, *(declared or ())]))
+        unknown = [t for t in targets if t not in steps]
+        if unknown:
+            raise FlowDefinitionError(
+                f"{cls.__name__}.{name} can return {unknown[0]!r}, which is not a step of "
+                f"{cls.__name__} (steps: {', '.join(steps)})")
+        result[name] = targets
+    return result
+
+
+def _returns(fn_node) -> tuple[list[str], list[int]]:
+    """String literals a function returns, and line numbers of returns that are not literals."""
+    literal: list[str] = []
+    dynamic: list[int] = []
+
+    def value(node, line):
+        if node is None or (isinstance(node, ast.Constant) and node.value is None):
+            return
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            literal.append(node.value)
+        elif isinstance(node, ast.IfExp):
+            value(node.body, line)
+            value(node.orelse, line)
+        else:
+            dynamic.append(line)
+
+    def walk(node):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+                continue  # their returns are not the step's
+            if isinstance(child, ast.Return):
+                value(child.value, child.lineno)
+            walk(child)
+
+    walk(fn_node)
+    return literal, dynamic

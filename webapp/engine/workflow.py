@@ -1,0 +1,566 @@
+"""The ``Workflow`` base class: runs steps, caches actions, keeps waits, writes the audit log."""
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import time
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Iterator
+
+from .commands import (DEFAULT_RETRY, Action, Checkpoint, EventTimeout, NonJSONResult, Retry,
+                       Sleep, WaitEvent, WorkflowClosed)
+from .spec import FlowSpec, build_spec
+
+
+class Status(StrEnum):
+    RUNNING = "running"
+    WAITING = "waiting"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE = (Status.RUNNING, Status.WAITING)
+_PLAIN = (str, int, float, bool, type(None))
+_B32 = "0123456789abcdefghijklmnopqrstuv"
+
+
+def to_seconds(now) -> float:
+    """Epoch seconds from ``None`` (the real clock), a number, or an aware ``datetime``."""
+    if now is None:
+        return time.time()
+    if isinstance(now, datetime):
+        if now.tzinfo is None:
+            raise ValueError("a datetime given as now must be timezone-aware")
+        return now.timestamp()
+    if isinstance(now, bool) or not isinstance(now, (int, float)):
+        raise TypeError(f"now must be epoch seconds or an aware datetime, not {now!r}")
+    return float(now)
+
+
+def _base32(n: int) -> str:
+    digits = ""
+    while True:
+        n, r = divmod(n, 32)
+        digits = _B32[r] + digits
+        if not n:
+            return digits
+
+
+def _through_json(key: str, value):
+    """The value as it will read back from the snapshot (a tuple becomes a list)."""
+    if type(value) in _PLAIN and value == value and value not in (float("inf"), float("-inf")):
+        return value
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise NonJSONResult(
+            f"the result of action {key!r} cannot be stored as JSON: {exc}") from None
+
+
+class _Pause(Exception):
+    """Internal: the step reached a wait that is still open."""
+
+
+class _Engine:
+    """Everything the engine keeps per instance, under one attribute so flows cannot clash."""
+
+    __slots__ = ("step", "state", "cache", "system", "logs", "status", "inbox", "error", "now",
+                 "open")
+
+    def __init__(self, step, state, cache, system, logs, status, inbox, error):
+        self.step = step
+        self.state = state
+        self.cache = cache
+        self.system = system
+        self.logs = logs
+        self.status = status
+        self.inbox = inbox
+        self.error = error
+        self.now = time.time()
+        # Keys of the waits still open: kept so pending(), wake_at() and transitions never scan
+        # a long history.
+        self.open = {k for k, v in system.items() if isinstance(v, dict) and not v.get("isDone")}
+
+    @property
+    def now_ms(self) -> int:
+        return int(round(self.now * 1000))
+
+
+class Workflow:
+    """Base class of workflows: subclass it and mark methods with ``@step``.
+
+    Class attributes: ``name`` (registry name, default the snake_case class name) and
+    ``first_step`` (default the first step defined).
+    """
+
+    __workflow__: FlowSpec
+    _tw: _Engine
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.__workflow__ = build_spec(cls)
+        cls.name = cls.__workflow__.name
+        cls.first_step = cls.__workflow__.first_step
+
+    def __init__(self, state: dict | None = None, now=None):
+        if state is not None and not isinstance(state, dict):
+            raise TypeError("a workflow's state must be a dict")
+        first = self.__workflow__.first_step
+        self._tw = _Engine(first, state if state is not None else {}, {}, {}, [],
+                           Status.RUNNING, [], None)
+        self._tw.now = to_seconds(now)
+        self.log("init", defaultStep=first)
+
+    # -- the state, read by anyone ------------------------------------------------------------
+
+    @property
+    def step(self) -> str:
+        return self._tw.step
+
+    @property
+    def state(self) -> dict:
+        return self._tw.state
+
+    @state.setter
+    def state(self, value: dict):
+        if not isinstance(value, dict):
+            raise TypeError("a workflow's state must be a dict")
+        self._tw.state = value
+
+    @property
+    def status(self) -> Status:
+        return self._tw.status
+
+    def now(self) -> float:
+        """The workflow's clock in epoch seconds: the ``now`` of the current run or event."""
+        return self._tw.now
+
+    def log(self, type: str, /, **values) -> None:
+        """Append an entry to the audit log."""
+        tw = self._tw
+        tw.logs.append({"type": type, "values": values, "_at": tw.now_ms, "_step": tw.step})
+
+    # -- commands, yielded by steps -----------------------------------------------------------
+
+    def action(self, key: str, fn, *args, retry: Retry | None = None, **kwargs) -> Action:
+        """Run ``fn(*args, **kwargs)`` once per step visit; its JSON result is cached."""
+        return Action(key, fn, args, kwargs, retry)
+
+    def sleep(self, key: str, seconds: float) -> Sleep:
+        """Pause for ``seconds`` (a durable timer)."""
+        return Sleep(key, seconds=float(seconds))
+
+    def sleep_until(self, key: str, when) -> Sleep:
+        """Pause until ``when`` (epoch seconds or an aware datetime)."""
+        return Sleep(key, until_ms=int(round(to_seconds(when) * 1000)))
+
+    def wait_event(self, key: str, request=None, timeout: float | None = None) -> WaitEvent:
+        """Pause until an event named ``key`` arrives; its payload is the yield's value."""
+        return WaitEvent(key, request, timeout)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self, now=None) -> Status:
+        """Fire what is due by ``now``, then run until the workflow waits, ends or fails."""
+        for _ in self.exec(now):
+            pass
+        return self._tw.status
+
+    def exec(self, now=None) -> Iterator[Checkpoint]:
+        """Like ``run``, yielding a ``Checkpoint`` after each new action result, transition
+        and new wait."""
+        tw = self._tw
+        tw.now = to_seconds(now)
+        if tw.status not in ACTIVE:
+            return
+        self._fire_due()
+        if tw.status is Status.WAITING:
+            return
+        while True:
+            outcome = yield from self._visit()
+            if outcome is _Pause:
+                tw.status = Status.WAITING
+                return
+            if tw.status is Status.FAILED:
+                return
+            target = outcome
+            old = tw.step
+            if target is None:
+                self._close_open("finished")
+                tw.status = Status.FINISHED
+                self.log("finished")
+                return
+            if not isinstance(target, str) or target not in self.__workflow__.steps:
+                self._fail(ValueError(
+                    f"step {old!r} returned {target!r}, which is not a step of "
+                    f"{type(self).__name__}"), None)
+                return
+            self._close_open("step moved on")
+            seq = tw.cache.get("_seq", 0) + 1
+            tw.cache["_seq"] = seq
+            tw.step = target
+            self.log("transition", **{"from": old, "to": target, "stepSeq": seq})
+            yield Checkpoint("transition", target)
+
+    def _visit(self):
+        """Run the current step once from its top; return its next step, ``_Pause`` or None
+        after a failure (status says which)."""
+        tw = self._tw
+        name = tw.step
+        if name not in self.__workflow__.steps:
+            self._fail(ValueError(f"{type(self).__name__} has no step {name!r}"), None)
+            return None
+        prefix = f"{tw.cache.get('_seq', 0)}:{name}:"
+        try:
+            gen = getattr(self, name)()
+        except Exception as exc:
+            self._fail(exc, None)
+            return None
+        if not inspect.isgenerator(gen):
+            return gen
+        value = error = None
+        try:
+            while True:
+                try:
+                    cmd = gen.throw(error) if error is not None else gen.send(value)
+                except StopIteration as stop:
+                    return stop.value
+                except Exception as exc:
+                    self._fail(exc, None)
+                    return None
+                value = error = None
+                kind = type(cmd)
+                if kind is Action:
+                    key = prefix + cmd.key
+                    if key in tw.cache:
+                        value = tw.cache[key]
+                        continue
+                    done, value = self._act(cmd, key, prefix)
+                    if done is None:
+                        return None
+                    yield Checkpoint("action" if done else "wait", name, cmd.key)
+                    if not done:
+                        return _Pause
+                elif kind is Sleep:
+                    value, new = self._timer(cmd, prefix + "timer:" + cmd.key)
+                    if new:
+                        yield Checkpoint("wait", name, cmd.key)
+                    if value is _Pause:
+                        return _Pause
+                elif kind is WaitEvent:
+                    value, error, new = self._event(cmd, prefix + "event:" + cmd.key)
+                    if new:
+                        yield Checkpoint("wait", name, cmd.key)
+                    if value is _Pause:
+                        return _Pause
+                else:
+                    error = TypeError(f"step {name!r} yielded {cmd!r}; yield self.action(...), "
+                                      "self.sleep(...) or self.wait_event(...)")
+        finally:
+            gen.close()
+
+    def _act(self, cmd: Action, key: str, prefix: str):
+        """Run an uncached action: (True, result), (False, None) when a retry timer now waits,
+        or (None, None) when the workflow failed."""
+        tw = self._tw
+        policy = cmd.retry or DEFAULT_RETRY
+        last = self._last_retry(prefix, cmd.key)
+        if last is not None and not last[1].get("isDone"):
+            entry = last[1]
+            if entry["resumeAfter"] > tw.now_ms:
+                return False, None
+            self._resolve_entry(last[0], entry, None)
+        attempt = last[1]["attempt"] + 1 if last is not None else 1
+        try:
+            result = _through_json(cmd.key, cmd.fn(*cmd.args, **cmd.kwargs))
+        except Exception as exc:
+            retryable = not isinstance(exc, NonJSONResult) and policy.retryable(exc)
+            more = retryable and attempt < policy.maximum_attempts
+            next_at = tw.now_ms + int(round(policy.delay(attempt) * 1000)) if more else None
+            self.log("action_error", key=cmd.key, attempt=attempt,
+                     maximumAttempts=policy.maximum_attempts, errorType=type(exc).__name__,
+                     errorMessage=str(exc), nextAttemptAt=next_at)
+            if not more:
+                self._fail(exc, cmd.key)
+                return None, None
+            n = last[0].rsplit("#", 1)[1] if last is not None else "0"
+            self._register(f"{prefix}retry:{cmd.key}#{int(n) + 1}", {
+                "type": "timer", "isDone": False, "resumeId": self._resume_id(cmd.key),
+                "resumeAfter": next_at, "retry": True, "key": cmd.key, "attempt": attempt,
+            }, "time")
+            return False, None
+        tw.cache[key] = result
+        self.log("cache", key=key)
+        return True, result
+
+    def _last_retry(self, prefix: str, key: str):
+        """The newest retry timer of action ``key`` in this visit, as (system key, entry)."""
+        system = self._tw.system
+        base = f"{prefix}retry:{key}#"
+        n, found = 1, None
+        while base + str(n) in system:
+            found = base + str(n)
+            n += 1
+        return (found, system[found]) if found else None
+
+    def _timer(self, cmd: Sleep, skey: str):
+        tw = self._tw
+        entry = tw.system.get(skey)
+        if entry is None:
+            due = cmd.until_ms if cmd.until_ms is not None else tw.now_ms + int(round(cmd.seconds * 1000))
+            entry = {"type": "timer", "isDone": False, "resumeId": self._resume_id(cmd.key),
+                     "resumeAfter": due}
+            self._register(skey, entry, "time")
+            if due <= tw.now_ms:
+                self._resolve_entry(skey, entry, None)
+                return None, True
+            return _Pause, True
+        if entry.get("isDone"):
+            return entry.get("responsePayload"), False
+        if entry["resumeAfter"] <= tw.now_ms:
+            self._resolve_entry(skey, entry, None)
+            return None, False
+        return _Pause, False
+
+    def _event(self, cmd: WaitEvent, skey: str):
+        """(value, error to throw, newly registered)."""
+        tw = self._tw
+        entry = tw.system.get(skey)
+        new = entry is None
+        if new:
+            entry = {"type": "event", "isDone": False, "resumeId": self._resume_id(cmd.key),
+                     "requestPayload": cmd.request, "responsePayload": None}
+            if cmd.timeout is not None:
+                entry["timeoutAt"] = tw.now_ms + int(round(cmd.timeout * 1000))
+            self._register(skey, entry, "event")
+            for i, item in enumerate(tw.inbox):
+                if item["name"] == cmd.key:
+                    del tw.inbox[i]
+                    self._resolve_entry(skey, entry, item.get("payload"))
+                    break
+        if entry.get("isDone"):
+            if entry.get("timedOut"):
+                return None, EventTimeout(cmd.key, entry["timeoutAt"]), new
+            return entry.get("responsePayload"), None, new
+        deadline = entry.get("timeoutAt")
+        if deadline is not None and tw.now_ms >= deadline:
+            self._time_out(skey, entry)
+            return None, EventTimeout(cmd.key, deadline), new
+        return _Pause, None, new
+
+    # -- waits --------------------------------------------------------------------------------
+
+    def _resume_id(self, key: str) -> str:
+        """``<key>-<now in base 32>`` as the original, made unique within this workflow."""
+        taken = {v.get("resumeId") for v in self._tw.system.values() if isinstance(v, dict)}
+        ms = self._tw.now_ms
+        while f"{key}-{_base32(ms)}" in taken:
+            ms += 1
+        return f"{key}-{_base32(ms)}"
+
+    def _register(self, skey: str, entry: dict, kind: str):
+        self._tw.system[skey] = entry
+        self._tw.open.add(skey)
+        self.log("interrupt_begin", type=kind, resumeId=entry["resumeId"])
+
+    def _resolve_entry(self, skey: str, entry: dict, payload):
+        entry["isDone"] = True
+        if payload is not None or entry["type"] == "event":
+            entry["responsePayload"] = payload
+        self._tw.open.discard(skey)
+        self.log("interrupt_end", resumeId=entry["resumeId"])
+
+    def _time_out(self, skey: str, entry: dict):
+        entry["isDone"] = True
+        entry["timedOut"] = True
+        self._tw.open.discard(skey)
+        self.log("interrupt_end", resumeId=entry["resumeId"], timedOut=True)
+
+    def _close_open(self, why: str):
+        tw = self._tw
+        for skey in sorted(tw.open):
+            entry = tw.system[skey]
+            entry["isDone"] = True
+            entry["closed"] = why
+            self.log("interrupt_end", resumeId=entry["resumeId"], closed=why)
+        tw.open.clear()
+
+    def _fire_due(self):
+        tw = self._tw
+        for skey in sorted(tw.open):
+            entry = tw.system[skey]
+            if entry["type"] == "timer" and entry["resumeAfter"] <= tw.now_ms:
+                self._resolve_entry(skey, entry, None)
+                tw.status = Status.RUNNING
+            elif entry.get("timeoutAt") is not None and tw.now_ms >= entry["timeoutAt"]:
+                self._time_out(skey, entry)
+                tw.status = Status.RUNNING
+
+    def _fail(self, exc: BaseException, key: str | None):
+        tw = self._tw
+        tw.status = Status.FAILED
+        tw.error = {"type": type(exc).__name__, "message": str(exc), "step": tw.step, "key": key}
+        self.log("failed", **tw.error)
+
+    def pending(self) -> list[dict]:
+        """The open waits (empty unless running or waiting)."""
+        tw = self._tw
+        if tw.status not in ACTIVE:
+            return []
+        out = []
+        for skey in sorted(tw.open, key=lambda k: (tw.system[k].get("resumeAfter")
+                                                    or tw.system[k].get("timeoutAt") or 0, k)):
+            entry = tw.system[skey]
+            if entry.get("retry"):
+                out.append({"resumeId": entry["resumeId"], "type": "timer", "key": entry["key"],
+                            "resumeAfter": entry["resumeAfter"], "retry": True,
+                            "attempt": entry["attempt"]})
+            elif entry["type"] == "timer":
+                out.append({"resumeId": entry["resumeId"], "type": "timer",
+                            "key": skey.split(":timer:", 1)[1],
+                            "resumeAfter": entry["resumeAfter"]})
+            else:
+                out.append({"resumeId": entry["resumeId"], "type": "event",
+                            "key": skey.split(":event:", 1)[1],
+                            "requestPayload": entry.get("requestPayload"),
+                            "timeoutAt": entry.get("timeoutAt")})
+        return out
+
+    def wake_at(self) -> float | None:
+        """Epoch seconds of the earliest open timer or event deadline, or None."""
+        tw = self._tw
+        if tw.status not in ACTIVE:
+            return None
+        times = [t for t in (tw.system[k].get("resumeAfter") if tw.system[k]["type"] == "timer"
+                             else tw.system[k].get("timeoutAt") for k in tw.open) if t is not None]
+        return min(times) / 1000 if times else None
+
+    # -- from outside -------------------------------------------------------------------------
+
+    def _require_open(self, action: str):
+        if self._tw.status not in ACTIVE:
+            raise WorkflowClosed(f"cannot {action} a {self._tw.status} workflow")
+
+    def resolve(self, resume_id: str, payload=None, now=None) -> None:
+        """Resolve the open wait ``resume_id`` (KeyError if none is open)."""
+        self._require_open("resolve a wait of")
+        tw = self._tw
+        tw.now = to_seconds(now)
+        for skey in tw.open:
+            if tw.system[skey]["resumeId"] == resume_id:
+                self._resolve_entry(skey, tw.system[skey], payload)
+                tw.status = Status.RUNNING
+                return
+        raise KeyError(resume_id)
+
+    def send(self, name: str, payload=None, now=None) -> str:
+        """Deliver event ``name``: to its open wait, else its handler, else the inbox.
+        Returns how it was handled: "wait", "handler" or "inbox"."""
+        self._require_open("send an event to")
+        tw = self._tw
+        tw.now = to_seconds(now)
+        suffix = ":event:" + name
+        for skey in sorted(tw.open):
+            if skey.endswith(suffix) and tw.system[skey]["type"] == "event":
+                self.log("event_received", name=name, handledBy="wait")
+                self._resolve_entry(skey, tw.system[skey], payload)
+                tw.status = Status.RUNNING
+                return "wait"
+        method = self.__workflow__.handlers.get(name)
+        if method is None:
+            self.log("event_received", name=name, handledBy="inbox")
+            tw.inbox.append({"name": name, "payload": payload, "_at": tw.now_ms})
+            return "inbox"
+        saved = copy.deepcopy(tw.state), len(tw.logs)
+        try:
+            self.log("event_received", name=name, handledBy="handler")
+            getattr(self, method)(payload)
+        except BaseException:
+            tw.state = saved[0]
+            del tw.logs[saved[1]:]
+            raise
+        tw.status = Status.RUNNING
+        return "handler"
+
+    def cancel(self, reason: str | None = None, now=None) -> None:
+        """Cancel: close the open waits; status ``cancelled``."""
+        tw = self._tw
+        if tw.status in (Status.FINISHED, Status.CANCELLED):
+            raise WorkflowClosed(f"cannot cancel a {tw.status} workflow")
+        tw.now = to_seconds(now)
+        self._close_open("cancelled")
+        tw.status = Status.CANCELLED
+        self.log("cancelled", reason=reason)
+
+    def retry(self, now=None) -> None:
+        """Give a failed workflow's failed action a fresh set of attempts; status ``running``."""
+        tw = self._tw
+        if tw.status is not Status.FAILED:
+            raise ValueError(f"only a failed workflow can be retried; this one is {tw.status}")
+        tw.now = to_seconds(now)
+        key = (tw.error or {}).get("key")
+        if key is not None:
+            prefix = f"{tw.cache.get('_seq', 0)}:{tw.step}:"
+            last = self._last_retry(prefix, key)
+            n = int(last[0].rsplit("#", 1)[1]) + 1 if last else 1
+            # A closed marker: attempts count again from 1 after it.
+            tw.system[f"{prefix}retry:{key}#{n}"] = {
+                "type": "timer", "isDone": True, "resumeId": self._resume_id(key),
+                "resumeAfter": tw.now_ms, "retry": True, "key": key, "attempt": 0,
+                "closed": "retried"}
+        tw.error = None
+        tw.status = Status.RUNNING
+        self.log("retried")
+
+    # -- the document -------------------------------------------------------------------------
+
+    def to_json(self) -> dict:
+        """The snapshot (its parts are the live objects: serialise it, do not mutate it)."""
+        tw = self._tw
+        doc = {"step": tw.step, "state": tw.state, "cache": tw.cache, "system": tw.system,
+               "logs": tw.logs, "status": str(tw.status)}
+        if tw.inbox:
+            doc["inbox"] = tw.inbox
+        if tw.error is not None:
+            doc["error"] = tw.error
+        return doc
+
+    @classmethod
+    def from_json(cls, data: dict):
+        """An instance from a snapshot (adopts its parts by reference; ``logs`` may be absent)."""
+        if not isinstance(data, dict):
+            raise ValueError("a snapshot must be a JSON object")
+        step_name = data.get("step")
+        if step_name not in cls.__workflow__.steps:
+            raise ValueError(f"snapshot step {step_name!r} is not a step of {cls.__name__}")
+        parts = {}
+        for part, kind in (("state", dict), ("cache", dict), ("system", dict), ("logs", list),
+                           ("inbox", list)):
+            value = data.get(part)
+            if value is None:
+                value = kind()
+            if not isinstance(value, kind):
+                raise ValueError(f"snapshot {part!r} must be a JSON {kind.__name__}")
+            parts[part] = value
+        for skey, entry in parts["system"].items():
+            if (not isinstance(entry, dict) or entry.get("type") not in ("timer", "event")
+                    or not isinstance(entry.get("resumeId"), str)):
+                raise ValueError(f"snapshot system entry {skey!r} is not a timer or event wait")
+            if entry["type"] == "timer" and not isinstance(entry.get("resumeAfter"), (int, float)):
+                raise ValueError(f"snapshot timer {skey!r} has no resumeAfter time")
+        if not isinstance(parts["cache"].get("_seq", 0), int):
+            raise ValueError("snapshot cache '_seq' must be an integer")
+        try:
+            status = Status(data.get("status") or Status.RUNNING)
+        except ValueError:
+            raise ValueError(f"snapshot status {data.get('status')!r} is unknown") from None
+        error = data.get("error")
+        if error is not None and not isinstance(error, dict):
+            raise ValueError("snapshot 'error' must be a JSON object")
+        wf = cls.__new__(cls)
+        wf._tw = _Engine(step_name, parts["state"], parts["cache"], parts["system"],
+                         parts["logs"], status, parts["inbox"], error)
+        return wf
