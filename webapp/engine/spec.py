@@ -28,6 +28,9 @@ class FlowSpec:
     transitions: dict[str, list[str]] | None  # None where no source could be read
     handlers: dict[str, str]
     doc: str
+    # step -> {"action": [keys], "sleep": [...], "wait_event": [...]}: the literal keys (an
+    # f-string key shows as its source text, e.g. "event_ask_{count}")
+    keys: dict[str, dict[str, list[str]]] | None = None
 
 
 def step(fn=None, *, next=None):
@@ -75,20 +78,50 @@ def build_spec(cls) -> FlowSpec:
     if first not in steps:
         raise FlowDefinitionError(f"{cls.__name__}.first_step {first!r} is not a step")
     name = own.get("name") or snake_case(cls.__name__)
-    transitions = _transitions(cls, steps)
-    return FlowSpec(name=name, first_step=first, steps=tuple(steps), transitions=transitions,
-                    handlers=handlers, doc=inspect.cleandoc(cls.__doc__ or ""))
+    trees = _step_trees(cls, steps)
+    return FlowSpec(name=name, first_step=first, steps=tuple(steps),
+                    transitions=_transitions(cls, steps, trees), handlers=handlers,
+                    doc=inspect.cleandoc(cls.__doc__ or ""),
+                    keys=None if trees is None else {n: command_keys(t) for n, t in trees.items()})
 
 
-def _transitions(cls, steps: dict[str, tuple | None]) -> dict[str, list[str]] | None:
+def _step_trees(cls, steps) -> dict | None:
+    """Each step method's parsed source, or None where no source can be read (a REPL)."""
+    trees = {}
+    for name in steps:
+        try:
+            trees[name] = ast.parse(textwrap.dedent(inspect.getsource(getattr(cls, name)))).body[0]
+        except (OSError, TypeError, SyntaxError):
+            return None
+    return trees
+
+
+COMMANDS = ("action", "sleep", "sleep_until", "wait_event")
+
+
+def command_keys(fn_node) -> dict[str, list[str]]:
+    """The keys given to ``self.action/sleep/sleep_until/wait_event`` calls in a function."""
+    found: dict[str, list[str]] = {"action": [], "sleep": [], "wait_event": []}
+    for node in ast.walk(fn_node):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in COMMANDS and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "self" and node.args):
+            arg = node.args[0]
+            key = arg.value if isinstance(arg, ast.Constant) else ast.unparse(arg)
+            if isinstance(arg, ast.JoinedStr):
+                key = ast.unparse(arg)[2:-1]
+            kind = "sleep" if node.func.attr == "sleep_until" else node.func.attr
+            found[kind].append(str(key))
+    return found
+
+
+def _transitions(cls, steps: dict[str, tuple | None], trees) -> dict[str, list[str]] | None:
+    if trees is None:
+        return None  # typed into a REPL: checked at run time instead
     result: dict[str, list[str]] = {}
     for name, declared in steps.items():
         fn = getattr(cls, name)
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-        except (OSError, TypeError, SyntaxError):
-            return None  # typed into a REPL: checked at run time instead
-        literal, dynamic = _returns(tree.body[0])
+        literal, dynamic = _returns(trees[name])
         if dynamic and declared is None:
             raise FlowDefinitionError(
                 f"{cls.__name__}.{name} returns a computed step name on line "
