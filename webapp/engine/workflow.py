@@ -98,6 +98,8 @@ class Workflow:
 
     __workflow__: FlowSpec
     _tw: _Engine
+    # The engine's own methods are name-mangled (``__x``), so a flow's helpers cannot override
+    # them; ``_resume_id`` alone is meant to be overridden (tests make resumeIds predictable).
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -176,11 +178,11 @@ class Workflow:
         tw.now = to_seconds(now)
         if tw.status not in ACTIVE:
             return
-        self._fire_due()
+        self.__fire_due()
         if tw.status is Status.WAITING:
             return
         while True:
-            outcome = yield from self._visit()
+            outcome = yield from self.__visit()
             if outcome is _Pause:
                 tw.status = Status.WAITING
                 return
@@ -189,35 +191,35 @@ class Workflow:
             target = outcome
             old = tw.step
             if target is None:
-                self._close_open("finished")
+                self.__close_open("finished")
                 tw.status = Status.FINISHED
                 self.log("finished")
                 return
             if not isinstance(target, str) or target not in self.__workflow__.steps:
-                self._fail(ValueError(
+                self.__fail(ValueError(
                     f"step {old!r} returned {target!r}, which is not a step of "
                     f"{type(self).__name__}"), None)
                 return
-            self._close_open("step moved on")
+            self.__close_open("step moved on")
             seq = tw.cache.get("_seq", 0) + 1
             tw.cache["_seq"] = seq
             tw.step = target
             self.log("transition", **{"from": old, "to": target, "stepSeq": seq})
             yield Checkpoint("transition", target)
 
-    def _visit(self):
+    def __visit(self):
         """Run the current step once from its top; return its next step, ``_Pause`` or None
         after a failure (status says which)."""
         tw = self._tw
         name = tw.step
         if name not in self.__workflow__.steps:
-            self._fail(ValueError(f"{type(self).__name__} has no step {name!r}"), None)
+            self.__fail(ValueError(f"{type(self).__name__} has no step {name!r}"), None)
             return None
         prefix = f"{tw.cache.get('_seq', 0)}:{name}:"
         try:
             gen = getattr(self, name)()
         except Exception as exc:
-            self._fail(exc, None)
+            self.__fail(exc, None)
             return None
         if not inspect.isgenerator(gen):
             return gen
@@ -229,7 +231,7 @@ class Workflow:
                 except StopIteration as stop:
                     return stop.value
                 except Exception as exc:
-                    self._fail(exc, None)
+                    self.__fail(exc, None)
                     return None
                 value = error = None
                 kind = type(cmd)
@@ -238,20 +240,22 @@ class Workflow:
                     if key in tw.cache:
                         value = tw.cache[key]
                         continue
-                    done, value = self._act(cmd, key, prefix)
+                    done, value = self.__act(cmd, key, prefix)
                     if done is None:
                         return None
+                    if done is _Pause:      # its retry timer was open already: nothing new
+                        return _Pause
                     yield Checkpoint("action" if done else "wait", name, cmd.key)
                     if not done:
                         return _Pause
                 elif kind is Sleep:
-                    value, new = self._timer(cmd, prefix + "timer:" + cmd.key)
+                    value, new = self.__timer(cmd, prefix + "timer:" + cmd.key)
                     if new:
                         yield Checkpoint("wait", name, cmd.key)
                     if value is _Pause:
                         return _Pause
                 elif kind is WaitEvent:
-                    value, error, new = self._event(cmd, prefix + "event:" + cmd.key)
+                    value, error, new = self.__event(cmd, prefix + "event:" + cmd.key)
                     if new:
                         yield Checkpoint("wait", name, cmd.key)
                     if value is _Pause:
@@ -262,17 +266,18 @@ class Workflow:
         finally:
             gen.close()
 
-    def _act(self, cmd: Action, key: str, prefix: str):
-        """Run an uncached action: (True, result), (False, None) when a retry timer now waits,
-        or (None, None) when the workflow failed."""
+    def __act(self, cmd: Action, key: str, prefix: str):
+        """Run an uncached action: (True, result), (False, None) when a new retry timer waits,
+        (_Pause, None) when its open retry timer is not due, or (None, None) when the workflow
+        failed."""
         tw = self._tw
         policy = cmd.retry or DEFAULT_RETRY
-        last = self._last_retry(prefix, cmd.key)
+        last = self.__last_retry(prefix, cmd.key)
         if last is not None and not last[1].get("isDone"):
             entry = last[1]
             if entry["resumeAfter"] > tw.now_ms:
-                return False, None
-            self._resolve_entry(last[0], entry, None)
+                return _Pause, None
+            self.__resolve_entry(last[0], entry, None)
         attempt = last[1]["attempt"] + 1 if last is not None else 1
         try:
             result = _through_json(cmd.key, cmd.fn(*cmd.args, **cmd.kwargs))
@@ -284,10 +289,10 @@ class Workflow:
                      maximumAttempts=policy.maximum_attempts, errorType=type(exc).__name__,
                      errorMessage=str(exc), nextAttemptAt=next_at)
             if not more:
-                self._fail(exc, cmd.key)
+                self.__fail(exc, cmd.key)
                 return None, None
             n = last[0].rsplit("#", 1)[1] if last is not None else "0"
-            self._register(f"{prefix}retry:{cmd.key}#{int(n) + 1}", {
+            self.__register(f"{prefix}retry:{cmd.key}#{int(n) + 1}", {
                 "type": "timer", "isDone": False, "resumeId": self._resume_id(cmd.key),
                 "resumeAfter": next_at, "retry": True, "key": cmd.key, "attempt": attempt,
             }, "time")
@@ -296,7 +301,7 @@ class Workflow:
         self.log("cache", key=key)
         return True, result
 
-    def _last_retry(self, prefix: str, key: str):
+    def __last_retry(self, prefix: str, key: str):
         """The newest retry timer of action ``key`` in this visit, as (system key, entry)."""
         system = self._tw.system
         base = f"{prefix}retry:{key}#"
@@ -306,26 +311,26 @@ class Workflow:
             n += 1
         return (found, system[found]) if found else None
 
-    def _timer(self, cmd: Sleep, skey: str):
+    def __timer(self, cmd: Sleep, skey: str):
         tw = self._tw
         entry = tw.system.get(skey)
         if entry is None:
             due = cmd.until_ms if cmd.until_ms is not None else tw.now_ms + int(round(cmd.seconds * 1000))
             entry = {"type": "timer", "isDone": False, "resumeId": self._resume_id(cmd.key),
                      "resumeAfter": due}
-            self._register(skey, entry, "time")
+            self.__register(skey, entry, "time")
             if due <= tw.now_ms:
-                self._resolve_entry(skey, entry, None)
+                self.__resolve_entry(skey, entry, None)
                 return None, True
             return _Pause, True
         if entry.get("isDone"):
             return entry.get("responsePayload"), False
         if entry["resumeAfter"] <= tw.now_ms:
-            self._resolve_entry(skey, entry, None)
+            self.__resolve_entry(skey, entry, None)
             return None, False
         return _Pause, False
 
-    def _event(self, cmd: WaitEvent, skey: str):
+    def __event(self, cmd: WaitEvent, skey: str):
         """(value, error to throw, newly registered)."""
         tw = self._tw
         entry = tw.system.get(skey)
@@ -335,11 +340,11 @@ class Workflow:
                      "requestPayload": cmd.request, "responsePayload": None}
             if cmd.timeout is not None:
                 entry["timeoutAt"] = tw.now_ms + int(round(cmd.timeout * 1000))
-            self._register(skey, entry, "event")
+            self.__register(skey, entry, "event")
             for i, item in enumerate(tw.inbox):
                 if item["name"] == cmd.key:
                     del tw.inbox[i]
-                    self._resolve_entry(skey, entry, item.get("payload"))
+                    self.__resolve_entry(skey, entry, item.get("payload"))
                     break
         if entry.get("isDone"):
             if entry.get("timedOut"):
@@ -347,7 +352,7 @@ class Workflow:
             return entry.get("responsePayload"), None, new
         deadline = entry.get("timeoutAt")
         if deadline is not None and tw.now_ms >= deadline:
-            self._time_out(skey, entry)
+            self.__time_out(skey, entry)
             return None, EventTimeout(cmd.key, deadline), new
         return _Pause, None, new
 
@@ -361,25 +366,25 @@ class Workflow:
             ms += 1
         return f"{key}-{_base32(ms)}"
 
-    def _register(self, skey: str, entry: dict, kind: str):
+    def __register(self, skey: str, entry: dict, kind: str):
         self._tw.system[skey] = entry
         self._tw.open.add(skey)
         self.log("interrupt_begin", type=kind, resumeId=entry["resumeId"])
 
-    def _resolve_entry(self, skey: str, entry: dict, payload):
+    def __resolve_entry(self, skey: str, entry: dict, payload):
         entry["isDone"] = True
         if payload is not None or entry["type"] == "event":
             entry["responsePayload"] = payload
         self._tw.open.discard(skey)
         self.log("interrupt_end", resumeId=entry["resumeId"])
 
-    def _time_out(self, skey: str, entry: dict):
+    def __time_out(self, skey: str, entry: dict):
         entry["isDone"] = True
         entry["timedOut"] = True
         self._tw.open.discard(skey)
         self.log("interrupt_end", resumeId=entry["resumeId"], timedOut=True)
 
-    def _close_open(self, why: str):
+    def __close_open(self, why: str):
         tw = self._tw
         for skey in sorted(tw.open):
             entry = tw.system[skey]
@@ -388,18 +393,18 @@ class Workflow:
             self.log("interrupt_end", resumeId=entry["resumeId"], closed=why)
         tw.open.clear()
 
-    def _fire_due(self):
+    def __fire_due(self):
         tw = self._tw
         for skey in sorted(tw.open):
             entry = tw.system[skey]
             if entry["type"] == "timer" and entry["resumeAfter"] <= tw.now_ms:
-                self._resolve_entry(skey, entry, None)
+                self.__resolve_entry(skey, entry, None)
                 tw.status = Status.RUNNING
             elif entry.get("timeoutAt") is not None and tw.now_ms >= entry["timeoutAt"]:
-                self._time_out(skey, entry)
+                self.__time_out(skey, entry)
                 tw.status = Status.RUNNING
 
-    def _fail(self, exc: BaseException, key: str | None):
+    def __fail(self, exc: BaseException, key: str | None):
         tw = self._tw
         tw.status = Status.FAILED
         tw.error = {"type": type(exc).__name__, "message": str(exc), "step": tw.step, "key": key}
@@ -440,18 +445,18 @@ class Workflow:
 
     # -- from outside -------------------------------------------------------------------------
 
-    def _require_open(self, action: str):
+    def __require_open(self, action: str):
         if self._tw.status not in ACTIVE:
             raise WorkflowClosed(f"cannot {action} a {self._tw.status} workflow")
 
     def resolve(self, resume_id: str, payload=None, now=None) -> None:
         """Resolve the open wait ``resume_id`` (KeyError if none is open)."""
-        self._require_open("resolve a wait of")
+        self.__require_open("resolve a wait of")
         tw = self._tw
         tw.now = to_seconds(now)
         for skey in tw.open:
             if tw.system[skey]["resumeId"] == resume_id:
-                self._resolve_entry(skey, tw.system[skey], payload)
+                self.__resolve_entry(skey, tw.system[skey], payload)
                 tw.status = Status.RUNNING
                 return
         raise KeyError(resume_id)
@@ -459,14 +464,14 @@ class Workflow:
     def send(self, name: str, payload=None, now=None) -> str:
         """Deliver event ``name``: to its open wait, else its handler, else the inbox.
         Returns how it was handled: "wait", "handler" or "inbox"."""
-        self._require_open("send an event to")
+        self.__require_open("send an event to")
         tw = self._tw
         tw.now = to_seconds(now)
         suffix = ":event:" + name
         for skey in sorted(tw.open):
             if skey.endswith(suffix) and tw.system[skey]["type"] == "event":
                 self.log("event_received", name=name, handledBy="wait")
-                self._resolve_entry(skey, tw.system[skey], payload)
+                self.__resolve_entry(skey, tw.system[skey], payload)
                 tw.status = Status.RUNNING
                 return "wait"
         method = self.__workflow__.handlers.get(name)
@@ -474,12 +479,16 @@ class Workflow:
             self.log("event_received", name=name, handledBy="inbox")
             tw.inbox.append({"name": name, "payload": payload, "_at": tw.now_ms})
             return "inbox"
-        saved = copy.deepcopy(tw.state), len(tw.logs)
+        state = tw.state
+        saved = copy.deepcopy(state), len(tw.logs)
         try:
             self.log("event_received", name=name, handledBy="handler")
             getattr(self, method)(payload)
         except BaseException:
-            tw.state = saved[0]
+            # Restored in place: the live document (to_json, from_json's data) is unchanged too.
+            state.clear()
+            state.update(saved[0])
+            tw.state = state
             del tw.logs[saved[1]:]
             raise
         tw.status = Status.RUNNING
@@ -491,7 +500,7 @@ class Workflow:
         if tw.status in (Status.FINISHED, Status.CANCELLED):
             raise WorkflowClosed(f"cannot cancel a {tw.status} workflow")
         tw.now = to_seconds(now)
-        self._close_open("cancelled")
+        self.__close_open("cancelled")
         tw.status = Status.CANCELLED
         self.log("cancelled", reason=reason)
 
@@ -504,7 +513,7 @@ class Workflow:
         key = (tw.error or {}).get("key")
         if key is not None:
             prefix = f"{tw.cache.get('_seq', 0)}:{tw.step}:"
-            last = self._last_retry(prefix, key)
+            last = self.__last_retry(prefix, key)
             n = int(last[0].rsplit("#", 1)[1]) + 1 if last else 1
             # A closed marker: attempts count again from 1 after it.
             tw.system[f"{prefix}retry:{key}#{n}"] = {
