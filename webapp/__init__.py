@@ -2,12 +2,25 @@
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from pathlib import Path
 
 from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _secret_key(instance: Path) -> str:
+    """The session-signing key, made once and kept in the instance folder (not in the code)."""
+    path = instance / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
+    return path.read_text().strip()
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -24,10 +37,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(
         SQLALCHEMY_DATABASE_URI=os.environ.get("TINYFLOW_DATABASE_URL")
         or f"sqlite:///{instance / 'tiny-workflow.sqlite'}",
-        TINYFLOW_FLOWS=["flows"],
+        TINYFLOW_FLOWS=os.environ.get("TINYFLOW_FLOWS", "flows,webapp.demo_flows").split(","),
         TINYFLOW_RUNNER=False,
         TINYFLOW_CLOCK=time.time,
         TINYFLOW_MAX_PAYLOAD=256 * 1024,
+        SECRET_KEY=_secret_key(instance),
+        SESSION_COOKIE_SAMESITE="Lax",
     )
     if config:
         app.config.update(config)
@@ -41,4 +56,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(workflows.bp)
     app.register_blueprint(flows.bp)
     app.register_blueprint(api.bp)
+
+    if app.config["TINYFLOW_RUNNER"] and not app.config.get("TESTING"):
+        from . import runtime
+
+        runtime.start_runner(app)
     return app

@@ -32,3 +32,165 @@ def play(flow, save):
     if save:
         with open(save, "w", encoding="utf-8") as fh:
             json.dump(wf.to_json(), fh, indent=1, ensure_ascii=False)
+
+
+# -- the runtime's commands: worker, import, export, list, send ------------------------------
+
+def _problem(error) -> click.ClickException:
+    return click.ClickException(f"{error} ({error.code})")
+
+
+@main.command()
+@click.option("--poll", type=click.FloatRange(0.01), default=1.0, show_default=True,
+              help="Seconds to wait before looking again when nothing is due.")
+@click.option("--batch", type=int, default=20, show_default=True,
+              help="Workflows claimed at a time.")
+@click.option("--lease-seconds", type=float, default=None,
+              help="How long a claim lasts before another worker may take the workflow over "
+                   "(default: TINYFLOW_LEASE_SECONDS, 60).")
+@click.option("--exit-when-idle", is_flag=True, help="Stop once nothing is due.")
+@click.option("--clock-offset", type=float, default=0.0, envvar="TINYFLOW_CLOCK_OFFSET",
+              hidden=True, help="Seconds added to the clock (for drills and tests).")
+def worker(poll, batch, lease_seconds, exit_when_idle, clock_offset):
+    """Run due workflows (timers, retries, runs whose worker died) until stopped."""
+    import signal
+
+    from flask import current_app
+
+    from . import runtime, store
+
+    app = current_app._get_current_object()
+    if lease_seconds:
+        app.config["TINYFLOW_LEASE_SECONDS"] = lease_seconds
+    if clock_offset:
+        clock = app.config["TINYFLOW_CLOCK"]
+        app.config["TINYFLOW_CLOCK"] = lambda: clock() + clock_offset
+    runner = runtime.Runner(app, interval=poll, batch=batch, exit_when_idle=exit_when_idle,
+                            owner=runtime.owner_id("worker"))
+    url = store.db.engine.url.render_as_string(hide_password=True)
+    click.echo(f"worker {runner.owner} on {url}; flows: {', '.join(sorted(runtime.registry()))}")
+    previous = signal.signal(signal.SIGTERM, lambda *_: runner.stopped.set())
+    try:
+        runner.run()   # in this thread: the process is the worker
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    click.echo("worker stopped")
+
+
+@main.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--flow", help="The flow of every snapshot (default: told by their steps).")
+def import_command(file, flow):
+    """Import a snapshot, or a list of [runId, snapshot] pairs (the original's db files)."""
+    import json
+    from pathlib import Path
+
+    from . import runtime
+
+    try:
+        data = json.load(file)
+    except ValueError as error:
+        raise click.ClickException(f"{file.name} is not JSON: {error}") from None
+    try:
+        ids = runtime.import_snapshots(data, flow, hint=Path(file.name).stem)
+    except runtime.RuntimeProblem as error:
+        raise _problem(error) from None
+    click.echo(f"imported {len(ids)} workflow(s): {', '.join(ids)}")
+
+
+@main.command()
+@click.argument("id")
+@click.option("--pair", is_flag=True, help="Print [[id, snapshot]], as `import` keeps the id.")
+def export(id, pair):
+    """Print the snapshot of workflow ID (audit log included) as JSON."""
+    import json
+
+    from . import runtime
+
+    try:
+        doc = runtime.snapshot(id)
+    except runtime.RuntimeProblem as error:
+        raise _problem(error) from None
+    click.echo(json.dumps([[id, doc]] if pair else doc, indent=1, ensure_ascii=False))
+
+
+@main.command("list")
+@click.option("--flow", multiple=True, help="Only this flow (repeatable).")
+@click.option("--status", multiple=True,
+              type=click.Choice(["running", "waiting", "finished", "failed", "cancelled"]),
+              help="Only this status (repeatable).")
+@click.option("-q", "--search", help="Only ids containing this text.")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+def list_command(flow, status, search, limit):
+    """List workflows, most recently updated first."""
+    from . import runtime
+
+    rows, more = runtime.list_workflows(flows=flow, statuses=status, q=search, limit=limit)
+    lines = [("ID", "FLOW", "STATUS", "STEP", "UPDATED", "WAKES")]
+    for row in rows:
+        item = runtime.summary(row)
+        lines.append((item["id"], item["flow"], item["status"], item["step"],
+                      item["updated_at"], item["wake_at"] or "-"))
+    widths = [max(len(line[i]) for line in lines) for i in range(6)]
+    for line in lines:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+    if more:
+        click.echo(f"(more: --limit above {limit})")
+
+
+@main.command()
+@click.argument("id")
+@click.argument("name")
+@click.argument("payload", required=False)
+@click.option("--key", "idempotency_key", help="Idempotency key: the same key is delivered once.")
+def send(id, name, payload, idempotency_key):
+    """Send event NAME to workflow ID. PAYLOAD is JSON (42, "text", {"a": 1}); anything that
+    is not JSON is sent as text."""
+    import json
+
+    from . import runtime
+
+    if payload is not None:
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            pass
+    try:
+        row = runtime.send(id, name, payload, idempotency_key=idempotency_key)
+    except runtime.RuntimeProblem as error:
+        raise _problem(error) from None
+    click.echo(json.dumps(runtime.describe(row), indent=2, ensure_ascii=False))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--threads", default=8, show_default=True, type=int, help="Request threads.")
+def serve(host, port, threads):
+    """Run the dashboard and the API with waitress, and the runner that fires due timers."""
+    import waitress
+    from flask import current_app
+
+    from . import runtime
+
+    app = current_app._get_current_object()
+    app.config["TINYFLOW_RUNNER"] = True
+    runtime.start_runner(app)   # fires due timers and resumes running workflows meanwhile
+    click.echo(f"tiny-workflow dashboard on http://{host}:{port}/workflows (Ctrl+C stops it)")
+    waitress.serve(app, host=host, port=port, threads=threads, ident="tiny-workflow")
+
+
+@main.command()
+def demo():
+    """Fill the database with example workflows in every state, for a first look."""
+    from . import demo as demos
+
+    counts = demos.fill()
+    if not counts:
+        click.echo("The demo workflows are already there (ids starting with demo-).")
+        return
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    click.echo(f"Started {sum(counts.values())} demo workflows: {parts}.")
+    click.echo("See them: tiny-workflow serve, then open http://127.0.0.1:5000/workflows")

@@ -1,4 +1,4 @@
-"""A flow class's definition: its steps, event handlers and static transitions (read with ``ast``)."""
+"""A flow class's definition: steps, event handlers, static transitions (read with ``ast``)."""
 from __future__ import annotations
 
 import ast

@@ -7,7 +7,7 @@ import json
 import time
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Iterator
+from typing import Iterator
 
 from .commands import (DEFAULT_RETRY, Action, Checkpoint, EventTimeout, NonJSONResult, Retry,
                        Sleep, WaitEvent, WorkflowClosed)
@@ -315,7 +315,9 @@ class Workflow:
         tw = self._tw
         entry = tw.system.get(skey)
         if entry is None:
-            due = cmd.until_ms if cmd.until_ms is not None else tw.now_ms + int(round(cmd.seconds * 1000))
+            due = cmd.until_ms
+            if due is None:
+                due = tw.now_ms + int(round(cmd.seconds * 1000))
             entry = {"type": "timer", "isDone": False, "resumeId": self._resume_id(cmd.key),
                      "resumeAfter": due}
             self.__register(skey, entry, "time")
