@@ -640,3 +640,22 @@ def test_a_step_that_yields_something_else_fails_with_a_clear_error():
     assert wf.run(T0) == "failed"
     error = wf.to_json()["error"]
     assert error["type"] == "TypeError" and "self.action" in error["message"]
+
+
+def test_before_action_checkpoints_come_just_before_each_action_runs():
+    ran = []
+
+    class TwoActions(Workflow):
+        @step
+        def only(self):
+            yield self.action("a", lambda: ran.append("a") or 1)
+            yield self.action("b", lambda: ran.append("b") or 2)
+            return None
+
+    wf = TwoActions(now=0)
+    seen = []
+    for checkpoint in wf.exec(0, before_actions=True):
+        seen.append((checkpoint.kind, checkpoint.key, list(ran)))
+    assert seen == [("before_action", "a", []), ("action", "a", ["a"]),
+                    ("before_action", "b", ["a"]), ("action", "b", ["a", "b"])]
+    assert [c.kind for c in TwoActions(now=0).exec(0)] == ["action", "action"]

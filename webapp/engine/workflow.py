@@ -171,9 +171,14 @@ class Workflow:
             pass
         return self._tw.status
 
-    def exec(self, now=None) -> Iterator[Checkpoint]:
+    def exec(self, now=None, *, before_actions: bool = False) -> Iterator[Checkpoint]:
         """Like ``run``, yielding a ``Checkpoint`` after each new action result, transition
-        and new wait."""
+        and new wait.
+
+        With ``before_actions``, it also yields ``Checkpoint("before_action", ...)`` just
+        before an action runs: a runtime that commits there (and at every pause and end)
+        keeps every result durable before the next side effect with fewer commits.
+        """
         tw = self._tw
         tw.now = to_seconds(now)
         if tw.status not in ACTIVE:
@@ -182,7 +187,7 @@ class Workflow:
         if tw.status is Status.WAITING:
             return
         while True:
-            outcome = yield from self.__visit()
+            outcome = yield from self.__visit(before_actions)
             if outcome is _Pause:
                 tw.status = Status.WAITING
                 return
@@ -207,7 +212,7 @@ class Workflow:
             self.log("transition", **{"from": old, "to": target, "stepSeq": seq})
             yield Checkpoint("transition", target)
 
-    def __visit(self):
+    def __visit(self, before_actions: bool):
         """Run the current step once from its top; return its next step, ``_Pause`` or None
         after a failure (status says which)."""
         tw = self._tw
@@ -240,6 +245,8 @@ class Workflow:
                     if key in tw.cache:
                         value = tw.cache[key]
                         continue
+                    if before_actions:
+                        yield Checkpoint("before_action", name, cmd.key)
                     done, value = self.__act(cmd, key, prefix)
                     if done is None:
                         return None
