@@ -1,0 +1,328 @@
+"""Pages for workflows: the list with its filters and start form, and one workflow's page.
+
+Every form is a real POST that redirects (303) back to the page; with htmx the same route
+answers the fragment it changed, so the page and the fragment come from one template.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+
+from flask import (Blueprint, abort, current_app, flash, get_flashed_messages, make_response,
+                   redirect, render_template, request, url_for)
+
+from .. import diagram, runtime
+from ..runtime import RuntimeProblem
+from . import web
+
+bp = Blueprint("workflows", __name__)
+bp.record_once(lambda state: web.init_app(state.app))
+bp.before_request(web.csrf_protect)
+bp.after_request(web.vary)
+
+STATUSES = web.STATUSES
+LIVE = frozenset({"running", "waiting"})        # the statuses that change by themselves
+PAGE_SIZE = 50
+LOG_PAGE_SIZE = 100
+
+
+class FormError(Exception):
+    """A form value the user must fix (shown beside the form, 422)."""
+
+    status = 422
+
+
+@bp.errorhandler(RuntimeProblem)
+def runtime_problem(error: RuntimeProblem):
+    return web.error_page(error.status, str(error))
+
+
+@bp.get("/")
+def home():
+    return redirect(url_for("workflows.index"))
+
+
+# --- the list --------------------------------------------------------------------------------
+
+def list_filters() -> dict:
+    """The list's filters from the query string: flow and status repeatable, q, cursor."""
+    args = request.args
+    return {
+        "flow": [f for f in args.getlist("flow") if f],
+        "status": [s for s in args.getlist("status") if s in STATUSES],
+        "q": args.get("q", "").strip(),
+        "cursor": args.get("cursor") or None,
+    }
+
+
+def list_item(row) -> dict:
+    """A list row: the API's list item plus its open waits (for the "waiting for" column)."""
+    item = runtime.summary(row)
+    item["pending"] = runtime.describe(row)["pending"]
+    return item
+
+
+def digest(*parts) -> str:
+    """A short fingerprint of what a fragment shows, so a poll can answer 204 when unchanged."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def list_context(start_form: dict | None = None) -> dict:
+    filters = list_filters()
+    rows, next_cursor = runtime.list_workflows(
+        flows=filters["flow"], statuses=filters["status"], q=filters["q"] or None,
+        cursor=filters["cursor"], limit=PAGE_SIZE)
+    items = [list_item(row) for row in rows]
+    counts = runtime.status_counts(flows=filters["flow"], q=filters["q"] or None)
+    live = any(item["status"] in LIVE for item in items)
+    query = {k: v for k, v in filters.items() if v}
+    return {
+        "filters": filters,
+        "query": query,
+        "items": items,
+        "next_cursor": next_cursor,
+        "counts": counts,
+        "total": sum(counts.values()),
+        "live": live,
+        # The minute is part of it, so "due in 3 min" is redrawn as time passes (the block
+        # holds no inputs that a redraw could reset).
+        "version": digest(items, counts, next_cursor, int(web.now() // 60)),
+        "flows": sorted(runtime.registry()),
+        "statuses": STATUSES,
+        "start_form": start_form or {},
+    }
+
+
+@bp.route("/workflows", methods=("GET", "POST"))
+def index():
+    """The list (GET) and the start form (POST)."""
+    if request.method == "POST":
+        return start()
+    ctx = list_context(start_form={"values": {"flow": request.args.get("start", "")}})
+    if web.is_htmx():
+        if request.args.get("v") == ctx["version"]:
+            return "", 204           # the poll found nothing new: keep the block as it is
+        return render_template("workflows/_results.html", **ctx)
+    return render_template("workflows/list.html", **ctx)
+
+
+def start():
+    form = request.form
+    try:
+        flow = form.get("flow", "").strip()
+        if not flow:
+            raise FormError("Choose a flow to start.")
+        state = parse_state(form.get("state", ""))
+        wf_id = form.get("id", "").strip() or None
+        row = runtime.start(flow, state=state, id=wf_id)
+    except (FormError, RuntimeProblem) as error:
+        start_form = {"values": form.to_dict(), "message": str(error)}
+        if web.is_htmx():
+            html = render_template("workflows/_start_form.html", start_form=start_form,
+                                   flows=sorted(runtime.registry()))
+        else:
+            html = render_template("workflows/list.html", **list_context(start_form))
+        return html, error.status
+    info = runtime.summary(row)
+    target = url_for("workflows.show", id=info["id"])
+    flash(f"Started {info['flow']} workflow {info['id']}: it is {info['status']}.")
+    if web.is_htmx():
+        return "", 200, {"HX-Redirect": target}
+    return redirect(target, 303)
+
+
+def parse_state(text: str) -> dict:
+    """The start form's initial state: a JSON object (empty means ``{}``)."""
+    if not text.strip():
+        return {}
+    try:
+        state = json.loads(text)
+    except ValueError as error:
+        raise FormError(f"The initial state is not valid JSON: {error}.") from None
+    if not isinstance(state, dict):
+        raise FormError('The initial state must be a JSON object, like {"name": "Ada"}.')
+    return state
+
+
+# --- one workflow ----------------------------------------------------------------------------
+
+def log_filters() -> dict:
+    args = request.args
+    return {"type": args.get("type") or None, "step": args.get("step") or None,
+            "cursor": args.get("cursor") or None}
+
+
+def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = None) -> dict:
+    """Everything the workflow page shows; ``failed`` is the form to show again with its error."""
+    row = runtime.get(wf_id)
+    wf = runtime.describe(row)
+    flow_cls = runtime.registry().get(wf["flow"])
+    spec = getattr(flow_cls, "__workflow__", None)
+    filters = log_filters()
+    entries, next_log_cursor = runtime.logs(wf_id, type=filters["type"], step=filters["step"],
+                                            cursor=filters["cursor"], limit=LOG_PAGE_SIZE)
+    history = runtime.all_logs(wf_id)
+    picture = None
+    if flow_cls is not None:
+        picture = diagram.build(flow_cls, history, status=wf["status"], step=wf["step"],
+                                pending=wf["pending"], error=wf["error"],
+                                link=lambda step: url_for("workflows.show", id=wf_id, step=step,
+                                                          _anchor="audit-log"))
+    timers = [w for w in wf["pending"] if w.get("type") == "timer"]
+    events = [w for w in wf["pending"] if w.get("type") == "event"]
+    deadlines = [w for w in events if w.get("timeoutAt")]
+    live = wf["status"] in LIVE
+    handlers = sorted(spec.handlers) if spec and live else []
+    can_cancel = live or wf["status"] == "failed"
+    can_retry = wf["status"] == "failed"
+    # The forms this rendering shows: a refused form that is gone (its wait closed meanwhile)
+    # gets its message at the top instead.
+    rendered_forms = {
+        *(f"event-form-{web.slug(w['key'])}" for w in events),
+        *(f"fire-{web.slug(w['resumeId'])}" for w in timers),
+        *(f"handler-form-{web.slug(name)}" for name in handlers),
+        *(["advance-form"] if timers or deadlines else []),
+        *(["send-event-form"] if live else []),
+        *(["cancel-form"] if can_cancel else []),
+        *(["retry-form"] if can_retry else []),
+    }
+    log_query = {k: v for k, v in filters.items() if v}
+    return {
+        "wf": wf,
+        "spec": spec,
+        "diagram": picture,
+        "timers": timers,
+        "events": events,
+        "deadlines": deadlines,
+        "handlers": handlers,
+        "live": live,
+        "can_cancel": can_cancel,
+        "can_retry": can_retry,
+        "rendered_forms": rendered_forms,
+        "entries": entries,
+        "next_log_cursor": next_log_cursor,
+        "log_filters": filters,
+        "log_query": log_query,
+        "log_types": sorted({entry["type"] for entry in history}),
+        "log_steps": list(spec.steps) if spec else sorted({e.get("_step") for e in history
+                                                           if e.get("_step")}),
+        "version": digest(wf),
+        "failed": failed or {},
+        "notices": [notice] if notice else get_flashed_messages(),
+        # A fresh idempotency key per rendering (each form adds its own suffix): a form
+        # submitted twice, by a double click or a resent page, is delivered once.
+        "idempotency_key": secrets.token_urlsafe(12),
+    }
+
+
+def render_detail(wf_id: str, status: int = 200, **kwargs):
+    ctx = detail_context(wf_id, **kwargs)
+    template = "workflows/_live.html" if web.is_htmx() else "workflows/detail.html"
+    return render_template(template, **ctx), status
+
+
+@bp.get("/workflows/<path:id>")
+def show(id: str):
+    if web.is_htmx() and request.args.get("v"):
+        # A poll: answer 204 while nothing changed, so typed form values are kept.
+        if request.args["v"] == digest(runtime.describe(runtime.get(id))):
+            return "", 204
+    return render_detail(id)
+
+
+def act(wf_id: str, form_id: str, action, done: str):
+    """Run one form's action; on success redirect (or the fresh fragment), else show the form
+    again with the message and what was typed."""
+    try:
+        action()
+    except (FormError, RuntimeProblem) as error:
+        failed = {"id": form_id, "message": str(error), "values": request.form.to_dict()}
+        return render_detail(wf_id, status=error.status, failed=failed)
+    if web.is_htmx():
+        return render_detail(wf_id, notice=done)
+    flash(done)
+    return redirect(url_for("workflows.show", id=wf_id), 303)
+
+
+@bp.post("/workflows/<path:id>/events")
+def send_event(id: str):
+    form = request.form
+    name = form.get("name", "").strip()
+    form_id = form.get("form") or "send-event-form"
+
+    def deliver():
+        if not name:
+            raise FormError("Give the event a name.")
+        runtime.send(id, name, web.parse_value(form.get("value")),
+                     idempotency_key=form.get("idempotency_key") or None)
+
+    return act(id, form_id, deliver, f"Event “{name}” sent.")
+
+
+@bp.post("/workflows/<path:id>/timers/<resume_id>/fire")
+def fire_timer(id: str, resume_id: str):
+    return act(id, f"fire-{web.slug(resume_id)}", lambda: runtime.fire_timer(id, resume_id),
+               "Timer fired.")
+
+
+@bp.post("/workflows/<path:id>/timers/advance")
+def advance(id: str):
+    text = request.form.get("seconds", "").strip()
+
+    def run():
+        try:
+            seconds = float(text)
+        except ValueError:
+            raise FormError("Give a number of seconds, like 60.") from None
+        if not 0 <= seconds < 10 ** 9 or seconds != seconds:
+            raise FormError("The number of seconds must be zero or more.")
+        runtime.advance(id, seconds)
+
+    return act(id, "advance-form", run, f"Advanced by {text} s.")
+
+
+@bp.post("/workflows/<path:id>/cancel")
+def cancel(id: str):
+    reason = request.form.get("reason", "").strip() or None
+    return act(id, "cancel-form", lambda: runtime.cancel(id, reason=reason),
+               "Workflow cancelled.")
+
+
+@bp.post("/workflows/<path:id>/retry")
+def retry(id: str):
+    return act(id, "retry-form", lambda: runtime.retry(id), "Retrying the failed action.")
+
+
+@bp.get("/workflows/<path:id>/snapshot.json")
+def download(id: str):
+    """The whole snapshot as a file (the API's /snapshot, without the API's access token)."""
+    response = current_app.json.response(runtime.snapshot(id))
+    response.headers.set("Content-Disposition", "attachment", filename=f"{id}.json")
+    return response
+
+
+# --- the diagram alone -----------------------------------------------------------------------
+
+def workflow_diagram(wf_id: str):
+    wf = runtime.describe(runtime.get(wf_id))
+    flow_cls = runtime.registry().get(wf["flow"])
+    if flow_cls is None:
+        abort(404, f"The flow {wf['flow']!r} is not registered, so it has no diagram.")
+    return diagram.build(flow_cls, runtime.all_logs(wf_id), status=wf["status"],
+                         step=wf["step"], pending=wf["pending"], error=wf["error"])
+
+
+@bp.get("/workflows/<path:id>/diagram.svg")
+def diagram_svg(id: str):
+    response = make_response(workflow_diagram(id).svg())
+    response.mimetype = "image/svg+xml"
+    return response
+
+
+@bp.get("/workflows/<path:id>/diagram.dot")
+def diagram_dot(id: str):
+    response = make_response(workflow_diagram(id).dot)
+    response.mimetype = "text/vnd.graphviz"
+    return response
