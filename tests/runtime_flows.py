@@ -129,3 +129,29 @@ class Deadline(Workflow):
         except EventTimeout:
             self.state["timedOut"] = True
         return None
+
+
+STORED_CACHES: list = []
+
+
+def read_stored_caches() -> int:
+    """Record the action-cache keys stored in the database, as another connection sees them."""
+    import json
+
+    from webapp.store import WorkflowRow, db
+    with db.engine.connect() as conn:
+        caches = conn.execute(db.select(WorkflowRow.cache)).scalars().all()
+    STORED_CACHES.append([sorted(k for k in json.loads(c) if k != "_seq") for c in caches])
+    return len(STORED_CACHES)
+
+
+class TwoActions(Workflow):
+    """Two actions in one step."""
+
+    name = "two_actions"
+
+    @step
+    def only(self):
+        yield self.action("first", read_stored_caches)
+        yield self.action("second", read_stored_caches)
+        return None

@@ -32,6 +32,16 @@ def commits(rt):
     event.remove(db.engine, "commit", listener)
 
 
+def test_an_action_result_is_committed_before_the_next_action_runs(rt, commits):
+    runtime_flows.STORED_CACHES.clear()
+    row = runtime.start("two_actions")
+    # what another connection read while each action ran: the first result was stored
+    # before the second action started
+    assert runtime_flows.STORED_CACHES == [[], [["0:only:first"]]]
+    assert len(commits) == 2                  # that result, then the end
+    assert runtime.get(row.id).status == "finished"
+
+
 def log_types(id):
     return [e["type"] for e in runtime.all_logs(id)]
 
@@ -42,9 +52,9 @@ def row_state(id):
 
 # -- start --------------------------------------------------------------------------------------
 
-def test_simple_flow_runs_to_the_end_in_two_commits(rt, commits):
+def test_simple_flow_runs_to_the_end_in_one_commit(rt, commits):
     row = runtime.start("simple")
-    assert len(commits) == 2        # the action's result (with the INSERT), then the end
+    assert len(commits) == 1        # the INSERT, the action's result and the end together
     wf = runtime.describe(runtime.get(row.id))
     assert wf["status"] == "finished"
     assert wf["state"] == {"startHit": True, "computed": 3.141592653589793, "endHit": True}

@@ -213,11 +213,16 @@ class _Job:
         self.values_written = values
 
     def run(self, now: float) -> None:
-        """Run until the workflow waits or ends, committing each new action result and the
-        end; the last commit gives the lease back."""
-        for checkpoint in self.wf.exec(now):
+        """Run until the workflow waits or ends. A new action result is committed just before
+        the next action runs (so a committed result never runs again), and the pause or end
+        is committed; the last commit gives the lease back."""
+        unsaved = False
+        for checkpoint in self.wf.exec(now, before_actions=True):
             if checkpoint.kind == "action":
+                unsaved = True
+            elif checkpoint.kind == "before_action" and unsaved:
                 self.commit(lease=True)
+                unsaved = False
         self.commit(lease=False)
 
     def row(self) -> store.WorkflowRow:
