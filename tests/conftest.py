@@ -13,27 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from fakeclock import FakeClock
 from webapp import create_app
 from webapp.store import db
 
 ROOT = Path(__file__).resolve().parent.parent
-START = 1_723_991_733.5   # 2024-08-18T14:35:33.5Z, the time of the original's example runs
-
-
-class FakeClock:
-    """A clock the test moves: ``clock()`` is epoch seconds, ``clock.advance(s)`` moves it."""
-
-    def __init__(self, now: float = START):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

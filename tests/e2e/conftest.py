@@ -17,27 +17,14 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from fakeclock import FakeClock
+
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "test-results" / "e2e"
 CACHE = Path.home() / ".cache" / "tiny-workflow-e2e"
-START = 1_723_991_733.5   # 2024-08-18T14:35:33.5Z, as the rest of the suite
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 TIMEOUT_MS = 10_000       # a page that has not shown what we wait for in 10 s is broken
-
-
-class FakeClock:
-    """The app's clock (TINYFLOW_CLOCK): epoch seconds, moved only by ``advance``."""
-
-    def __init__(self, now: float = START):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
 
 
 class LiveServer:
