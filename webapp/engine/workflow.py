@@ -569,6 +569,13 @@ class Workflow:
                 raise ValueError(f"snapshot system entry {skey!r} is not a timer or event wait")
             if entry["type"] == "timer" and not isinstance(entry.get("resumeAfter"), (int, float)):
                 raise ValueError(f"snapshot timer {skey!r} has no resumeAfter time")
+            if entry.get("retry"):
+                if not isinstance(entry.get("key"), str) or not isinstance(
+                        entry.get("attempt"), int):
+                    raise ValueError(f"snapshot retry timer {skey!r} has no action key or attempt")
+            elif f":{entry['type']}:" not in skey:
+                raise ValueError(f"snapshot system key {skey!r} is not '<seq>:<step>:"
+                                 f"{entry['type']}:<key>'")
         if not isinstance(parts["cache"].get("_seq", 0), int):
             raise ValueError("snapshot cache '_seq' must be an integer")
         try:
