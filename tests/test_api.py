@@ -264,12 +264,12 @@ def test_a_body_too_large_is_413(make_app):
 
 
 def test_no_csrf_token_is_needed_but_a_configured_bearer_token_is(make_app):
-    client = make_app(TINYFLOW_API_TOKEN="s3cret").test_client()
-    response = client.get("/api/flows")
+    client = make_app(TINYFLOW_AUTH_TOKEN="s3cret").test_client()
+    response = client.post("/api/workflows", json={"flow": "simple"})
     error_of(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"] == "Bearer"
-    error_of(client.get("/api/flows", headers={"Authorization": "Bearer wrong"}), 401,
-             "unauthorized")
+    error_of(client.post("/api/workflows", json={"flow": "simple"},
+                         headers={"Authorization": "Bearer wrong"}), 401, "unauthorized")
     ok = client.post("/api/workflows", json={"flow": "simple"},
                      headers={"Authorization": "Bearer s3cret"})
     assert ok.status_code == 201

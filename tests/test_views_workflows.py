@@ -502,7 +502,7 @@ def test_ids_with_slashes_have_pages_too(client):
 
 
 def test_the_download_works_when_the_api_needs_a_token(make_app):
-    client = make_app(TINYFLOW_API_TOKEN="s3cret").test_client()
+    client = make_app(TINYFLOW_AUTH_TOKEN="s3cret").test_client()
     client.post("/api/workflows", json={"flow": "simple", "id": "s1"},
                 headers={"Authorization": "Bearer s3cret"})
     href = page(client.get("/workflows/s1")).select_one("#download-snapshot")["href"]

@@ -165,19 +165,35 @@ def send(id, name, payload, idempotency_key):
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="TINYFLOW_HOST",
+              help="Address to listen on (only this machine by default; 0.0.0.0: every "
+                   "interface, then set TINYFLOW_AUTH_TOKEN).")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--threads", default=8, show_default=True, type=int, help="Request threads.")
 def serve(host, port, threads):
-    """Run the dashboard and the API with waitress, and the runner that fires due timers."""
+    """Run the dashboard and the API with waitress, and the runner that fires due timers
+    (not in read-only mode, TINYFLOW_READ_ONLY, where it only shows what is there)."""
+    import ipaddress
+
     import waitress
     from flask import current_app
 
     from . import runtime
 
     app = current_app._get_current_object()
-    app.config["TINYFLOW_RUNNER"] = True
-    runtime.start_runner(app)   # fires due timers and resumes running workflows meanwhile
+    try:
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = False
+    if not local and not app.config.get("TINYFLOW_AUTH_TOKEN") and not app.config.get(
+            "TINYFLOW_READ_ONLY"):
+        click.echo(f"Warning: serving on {host} without TINYFLOW_AUTH_TOKEN: anyone who can "
+                   "reach it can start, change and cancel workflows.", err=True)
+    if app.config.get("TINYFLOW_READ_ONLY"):
+        click.echo("Read-only (TINYFLOW_READ_ONLY): no forms, no changes, no runner.")
+    else:
+        app.config["TINYFLOW_RUNNER"] = True
+        runtime.start_runner(app)   # fires due timers and resumes running workflows meanwhile
     click.echo(f"tiny-workflow dashboard on http://{host}:{port}/workflows (Ctrl+C stops it)")
     waitress.serve(app, host=host, port=port, threads=threads, ident="tiny-workflow")
 

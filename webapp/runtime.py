@@ -17,6 +17,7 @@ import copy
 import importlib
 import json
 import logging
+import math
 import os
 import pkgutil
 import re
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 _REDO = 5                 # version misses tolerated before giving up
 _ACTIVE = (Status.RUNNING, Status.WAITING)
+_STATUSES = frozenset(Status)
 _MAX_ID = 200
 
 
@@ -72,6 +74,14 @@ class Unavailable(RuntimeProblem):
 
     status = 503
     code = "unavailable"
+
+
+class Broken(RuntimeProblem):
+    """The stored snapshot of a workflow cannot be read (409): that workflow cannot be shown
+    in full or changed; every other one works as before."""
+
+    status = 409
+    code = "broken"
 
 
 # -- flows and the clock ----------------------------------------------------------------------
@@ -114,6 +124,27 @@ def _flow_class(name: str) -> type:
     return cls
 
 
+def check_json(value, what: str, *, serialise: bool = True) -> None:
+    """Refuse (Invalid) a value from outside nested deeper than ``TINYFLOW_MAX_DEPTH`` levels
+    (default 64: pages render JSON recursively) or, with ``serialise``, one JSON cannot hold."""
+    limit = int(current_app.config.get("TINYFLOW_MAX_DEPTH", 64))
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(
+            item, (list, tuple)) else None
+        if children is None:
+            continue
+        if depth > limit:
+            raise Invalid(f"{what} is nested deeper than {limit} levels")
+        stack.extend((child, depth + 1) for child in children)
+    if serialise:
+        try:
+            store.dumps(value)
+        except (TypeError, ValueError) as error:
+            raise Invalid(f"{what} cannot be stored as JSON: {error}") from None
+
+
 def _now(now=None) -> float:
     if now is None:
         return float(current_app.config["TINYFLOW_CLOCK"]())
@@ -143,13 +174,22 @@ def owner_id(kind: str = "call") -> str:
 # -- one workflow's way to the database -------------------------------------------------------
 
 def _engine(row) -> Workflow:
-    """The engine instance of a row, without its audit log (only new entries get appended)."""
+    """The engine instance of a row, without its audit log (only new entries get appended).
+    A row that does not hold a readable snapshot -> Broken."""
     cls = _flow_class(row.flow)
-    return cls.from_json({
-        "step": row.step, "state": json.loads(row.state), "cache": json.loads(row.cache),
-        "system": json.loads(row.system), "logs": [], "status": row.status,
-        "inbox": json.loads(row.inbox) if row.inbox else None,
-        "error": json.loads(row.error) if row.error else None})
+    try:
+        return cls.from_json({
+            "step": row.step, "state": json.loads(row.state), "cache": json.loads(row.cache),
+            "system": json.loads(row.system), "logs": [], "status": row.status,
+            "inbox": json.loads(row.inbox) if row.inbox else None,
+            "error": json.loads(row.error) if row.error else None})
+    except (ValueError, TypeError, RecursionError) as error:
+        raise _broken(row.id, error) from None
+
+
+def _broken(id: str, error: Exception) -> Broken:
+    return Broken(f"workflow {id!r} is broken: its stored snapshot cannot be read "
+                  f"({type(error).__name__}: {error})")
 
 
 class _Job:
@@ -225,10 +265,10 @@ class _Job:
                 unsaved = False
         self.commit(lease=False)
 
-    def row(self) -> store.WorkflowRow:
+    def row(self) -> store.Record:
         """The row as last written (a detached object: no query)."""
-        return store.WorkflowRow(**{"id": self.id, "created_at": self.created_at,
-                                    **self.values_written})
+        return store.Record(**{"id": self.id, "created_at": self.created_at,
+                               **self.values_written})
 
 
 def _change(id: str, mutate, now=None, *, run: bool = True, event_key: str | None = None):
@@ -255,6 +295,11 @@ def _change(id: str, mutate, now=None, *, run: bool = True, event_key: str | Non
                 job.run(now if run_at is None else run_at)
             except store.Stale:       # our lease expired and another runner took over
                 return get(id)
+            except Unavailable:
+                # The change itself was committed (accepted); a runner finishes the run once
+                # our lease expires. Answering 503 would invite a retry that applies it twice.
+                log.warning("database busy; workflow %s is left to a runner", id)
+                return job.row()
         return job.row()
     raise Unavailable(f"workflow {id!r} kept changing; try again")
 
@@ -275,8 +320,9 @@ def _unleased(id: str, owner: str):
 
 
 # ---------------------------------------------------------------------------------------------
-# The API: the contract the views, the CLI and the tests share. "Row" is a WorkflowRow;
-# ``describe(row)`` is the API's one-workflow answer.
+# The API: the contract the views, the CLI and the tests share. "Row" is a workflow row: a
+# plain row or a store.Record, with WorkflowRow's attributes; ``describe(row)`` is the API's
+# one-workflow answer.
 # ---------------------------------------------------------------------------------------------
 
 def start(flow: str, state: dict | None = None, id: str | None = None, now=None):
@@ -286,6 +332,7 @@ def start(flow: str, state: dict | None = None, id: str | None = None, now=None)
     if state is not None:
         if not isinstance(state, dict):
             raise Invalid("state must be a JSON object")
+        check_json(state, "the state", serialise=False)
         try:  # the engine adopts it: give it a copy, and refuse what cannot be stored
             state = json.loads(store.dumps(state))
         except (TypeError, ValueError) as error:
@@ -306,6 +353,10 @@ def start(flow: str, state: dict | None = None, id: str | None = None, now=None)
         raise Conflict(f"workflow {id!r} already exists") from None
     except store.Stale:
         return get(id)
+    except Unavailable:
+        if job.version is None:        # nothing was stored: the caller may simply try again
+            raise
+        log.warning("database busy; workflow %s is left to a runner", id)
     return job.row()
 
 
@@ -314,6 +365,9 @@ def send(id: str, name: str, payload=None, idempotency_key: str | None = None, n
     the second call returns the row unchanged. Returns the row."""
     if not isinstance(name, str) or not name:
         raise Invalid("an event needs a name")
+    if len(name) > _MAX_ID:
+        raise Invalid(f"an event name is at most {_MAX_ID} characters")
+    check_json(payload, "the event's payload")
     if idempotency_key is not None and (not isinstance(idempotency_key, str)
                                         or not idempotency_key or len(idempotency_key) > 200):
         raise Invalid("an idempotency key is 1 to 200 characters of text")
@@ -330,6 +384,8 @@ def send(id: str, name: str, payload=None, idempotency_key: str | None = None, n
 
 def resolve(id: str, resume_id: str, payload=None, now=None):
     """Resolve one open wait by resumeId, then run. Unknown resumeId -> NotFound."""
+    check_json(payload, "the payload")
+
     def mutate(wf, now):
         try:
             wf.resolve(resume_id, payload, now=now)
@@ -397,6 +453,13 @@ def run_due(now=None, limit: int = 100, owner: str | None = None) -> int:
         try:
             _Job.of(_engine(row), row, owner).run(now)
             ran += 1
+        except Broken as error:
+            # Retrying cannot help: park it (no wake time, no lease) and keep it as it is.
+            log.error("%s; runners leave it alone until it is repaired", error)
+            try:
+                store.park(row.id, row.version)
+            except (store.Busy, store.Stale):
+                pass              # its lease expires; the next runner parks it
         except store.Stale:
             log.info("workflow %s was taken over by another runner", row.id)
         except Unavailable:
@@ -474,12 +537,18 @@ def _iso(ms: int | None) -> str | None:
 
 def describe(row) -> dict:
     """The API's one-workflow dict for a row (no audit log)."""
-    try:
-        pending = _engine(row).pending()
+    try:   # a closed workflow has no open waits: no need to load it
+        pending = _engine(row).pending() if row.status in _ACTIVE else []
     except NotFound:               # its flow is not loaded here: its waits cannot be read
         pending = []
-    return {**summary(row), "state": json.loads(row.state), "pending": pending,
-            "error": json.loads(row.error) if row.error else None, "log_count": row.log_count}
+    if row.status not in _STATUSES:
+        raise _broken(row.id, ValueError(f"unknown status {row.status!r}"))
+    try:
+        state, error = json.loads(row.state), json.loads(row.error) if row.error else None
+    except ValueError as problem:
+        raise _broken(row.id, problem) from None
+    return {**summary(row), "state": state, "pending": pending, "error": error,
+            "log_count": row.log_count}
 
 
 def summary(row) -> dict:
@@ -528,8 +597,11 @@ def status_counts(flows=(), q: str | None = None) -> dict[str, int]:
 
 
 def _entry(log_row, n: bool = False) -> dict:
-    entry = {"type": log_row.type, "values": json.loads(log_row.values_json),
-             "_at": log_row.at, "_step": log_row.step}
+    try:
+        values = json.loads(log_row.values_json)
+    except ValueError as error:
+        raise _broken(log_row.workflow_id, error) from None
+    entry = {"type": log_row.type, "values": values, "_at": log_row.at, "_step": log_row.step}
     return {"n": log_row.n, **entry} if n else entry
 
 
@@ -549,20 +621,57 @@ def logs(id: str, type: str | None = None, step: str | None = None, cursor: str 
 
 
 def all_logs(id: str) -> list[dict]:
-    """The whole audit log as snapshot entries ``{type, values, _at, _step}`` (for the diagram)."""
-    get(id)
-    return [_entry(r) for r in store.log_rows(id)]
+    """The whole audit log as snapshot entries ``{type, values, _at, _step}`` (for the diagram;
+    the entries may be shared with other callers: read them, do not change them)."""
+    app = current_app._get_current_object()
+    cache = app.extensions.get("tinyflow.logs")
+    if cache is None:
+        cache = app.extensions["tinyflow.logs"] = _LogCache()
+    return cache.entries(get(id))
+
+
+class _LogCache:
+    """The audit logs read lately, parsed. Entries are appended and never rewritten, so a log
+    read again (a page that polls a long history, its diagram) only reads and parses the
+    entries written since. Keyed by id and creation time (an id used again after a delete
+    starts afresh); at most ``size`` entries are kept, the least recently read dropped first."""
+
+    def __init__(self, size: int = 50_000):
+        self.size = size
+        self._logs: dict[tuple, list[dict]] = {}    # in order of use, the latest last
+        self._kept = 0
+        self._lock = threading.Lock()
+
+    def entries(self, row) -> list[dict]:
+        """The whole log of ``row`` (read just now, so its log_count is current)."""
+        key = (row.id, row.created_at)
+        with self._lock:
+            entries = self._logs.pop(key, [])
+            self._kept -= len(entries)
+        if len(entries) < row.log_count:            # a new list: other readers keep theirs
+            entries = entries + [_entry(r) for r in store.log_rows(row.id, after=len(entries))]
+        with self._lock:
+            if key not in self._logs:
+                self._logs[key] = entries
+                self._kept += len(entries)
+            while self._kept > self.size and len(self._logs) > 1:
+                oldest = next(iter(self._logs))
+                self._kept -= len(self._logs.pop(oldest))
+        return list(entries)
 
 
 def snapshot(id: str) -> dict:
     """The whole snapshot document (engine format, audit log included)."""
     row = get(id)
-    doc = {"step": row.step, "state": json.loads(row.state), "cache": json.loads(row.cache),
-           "system": json.loads(row.system), "logs": all_logs(id), "status": row.status}
-    if row.inbox:
-        doc["inbox"] = json.loads(row.inbox)
-    if row.error:
-        doc["error"] = json.loads(row.error)
+    try:
+        doc = {"step": row.step, "state": json.loads(row.state), "cache": json.loads(row.cache),
+               "system": json.loads(row.system), "logs": all_logs(id), "status": row.status}
+        if row.inbox:
+            doc["inbox"] = json.loads(row.inbox)
+        if row.error:
+            doc["error"] = json.loads(row.error)
+    except ValueError as error:
+        raise _broken(id, error) from None
     return doc
 
 
@@ -598,6 +707,7 @@ def import_snapshots(data, flow: str | None = None, *, hint: str | None = None) 
         if not isinstance(entries, list) or not all(
                 isinstance(e, dict) and isinstance(e.get("type"), str) for e in entries):
             raise Invalid(f"{id}: 'logs' must be a list of entries with a 'type'")
+        _check_storable(id, snap, entries)
         try:
             wf = cls.from_json({**snap, "logs": []})
         except ValueError as error:
@@ -615,21 +725,50 @@ def import_snapshots(data, flow: str | None = None, *, hint: str | None = None) 
     return ids
 
 
+_MAX_MS = 253_402_300_799_999     # the last millisecond of the year 9999: any later is no time
+
+
+def _is_time(value) -> bool:
+    return (value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                              and math.isfinite(value) and 0 <= value <= _MAX_MS))
+
+
+def _check_storable(id: str, snap: dict, entries: list) -> None:
+    """Refuse (Invalid) what an imported snapshot would need but the tables cannot hold:
+    names longer than their columns, and times that are not times."""
+    for n, entry in enumerate(entries, 1):
+        step_name, at, values = entry.get("_step"), entry.get("_at"), entry.get("values")
+        if len(entry["type"]) > _MAX_ID or not (
+                step_name is None or isinstance(step_name, str) and len(step_name) <= _MAX_ID):
+            raise Invalid(f"{id}: log entry {n}: 'type' and '_step' are text of at most "
+                          f"{_MAX_ID} characters")
+        if not (_is_time(at) and (at is None or at == int(at))):
+            raise Invalid(f"{id}: log entry {n}: '_at' must be epoch milliseconds")
+        if values is not None and not isinstance(values, dict):
+            raise Invalid(f"{id}: log entry {n}: 'values' must be a JSON object")
+    system = snap.get("system")
+    for key, wait in (system.items() if isinstance(system, dict) else ()):
+        if isinstance(wait, dict) and not all(_is_time(wait.get(name))
+                                              for name in ("resumeAfter", "timeoutAt")):
+            raise Invalid(f"{id}: wait {key!r}: its times must be epoch milliseconds")
+
+
 def _steps_mentioned(snap: dict) -> set[str]:
-    steps = {snap.get("step")}
+    found = [snap.get("step")]
     for part in ("cache", "system"):
-        for key in (snap.get(part) or {}):
+        value = snap.get(part)
+        for key in (value if isinstance(value, dict) else ()):
             bits = key.split(":")
             if len(bits) >= 3:
-                steps.add(bits[1])
-    for entry in snap.get("logs") or []:
+                found.append(bits[1])
+    entries = snap.get("logs")
+    for entry in (entries if isinstance(entries, list) else ()):
         if isinstance(entry, dict):
-            steps.add(entry.get("_step"))
+            found.append(entry.get("_step"))
             values = entry.get("values")
             if entry.get("type") == "transition" and isinstance(values, dict):
-                steps.update((values.get("from"), values.get("to")))
-    steps.discard(None)
-    return steps
+                found += [values.get("from"), values.get("to")]
+    return {name for name in found if isinstance(name, str)}   # what is not text names none
 
 
 def _infer_flow(id: str, snap: dict, hint: str | None) -> str:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import (BigInteger, ForeignKey, Index, String, Text, event, exc, insert, or_,
-                        select, text, tuple_, update)
+from sqlalchemy import (BigInteger, ForeignKey, Index, String, Text, bindparam, event, exc,
+                        insert, or_, select, text, tuple_, update)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA_VERSION = 1
@@ -52,9 +53,11 @@ class WorkflowRow(db.Model):
 
     __table_args__ = (
         Index("ix_workflow_updated", "updated_at", "id"),
-        Index("ix_workflow_status_updated", "status", "updated_at", "id"),
-        Index("ix_workflow_flow_updated", "flow", "updated_at", "id"),
-        Index("ix_workflow_flow_status_updated", "flow", "status", "updated_at", "id"),
+        # Filtered by flow and status, either index serves (newest first), the other filter
+        # read in the index itself; no index of its own, as every index holding updated_at is
+        # rewritten at every commit (each adds two or three pages to every commit's write).
+        Index("ix_workflow_status_updated", "status", "updated_at", "id", "flow"),
+        Index("ix_workflow_flow_updated", "flow", "updated_at", "id", "status"),
         Index("ix_workflow_wake", "wake_at", sqlite_where=text("wake_at IS NOT NULL"),
               postgresql_where=text("wake_at IS NOT NULL")),
     )
@@ -96,9 +99,27 @@ class Meta(db.Model):
     value: Mapped[str] = mapped_column(String(200))
 
 
+class StatusCount(db.Model):
+    """How many workflows of a flow are in a status. On SQLite, triggers keep it as the workflow
+    table changes (whoever writes), so the dashboard's counts are a lookup instead of a scan of
+    every workflow; elsewhere it stays empty and the counts are counted."""
+
+    __tablename__ = "workflow_count"
+
+    flow: Mapped[str] = mapped_column(String(200), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int]
+
+
+class Record(SimpleNamespace):
+    """A workflow row as some write left it, detached: a WorkflowRow's attributes without the
+    ORM's per-object bookkeeping (the runtime makes one at every commit)."""
+
+
 WORKFLOW = WorkflowRow.__table__
 LOG = LogRow.__table__
 EVENT_KEY = EventKey.__table__
+COUNT = StatusCount.__table__
 
 
 class Stale(Exception):
@@ -156,6 +177,7 @@ def _create_schema(app: Flask) -> None:
                 db.session.execute(insert(Meta).values(key="schema_version",
                                                        value=str(SCHEMA_VERSION)))
                 db.session.commit()
+            _keep_counts()
             break
         except (exc.OperationalError, exc.ProgrammingError, exc.IntegrityError):
             # Another process is creating the same tables right now: look again.
@@ -172,13 +194,57 @@ def _create_schema(app: Flask) -> None:
             "(TINYFLOW_DATABASE_URL)")
 
 
+def _add_one(row: str) -> str:
+    return (f"INSERT INTO workflow_count (flow, status, n) VALUES ({row}.flow, {row}.status, 1) "
+            "ON CONFLICT (flow, status) DO UPDATE SET n = n + 1;")
+
+
+def _take_one(row: str) -> str:
+    return f"UPDATE workflow_count SET n = n - 1 WHERE flow = {row}.flow AND status = {row}.status;"
+
+
+_COUNT_TRIGGERS = {
+    "workflow_count_insert": f"AFTER INSERT ON workflow BEGIN {_add_one('new')} END",
+    "workflow_count_update": "AFTER UPDATE OF flow, status ON workflow WHEN old.flow IS NOT "
+                             "new.flow OR old.status IS NOT new.status BEGIN "
+                             f"{_take_one('old')} {_add_one('new')} END",
+    "workflow_count_delete": f"AFTER DELETE ON workflow BEGIN {_take_one('old')} END",
+}
+
+
+def _counted() -> bool:
+    """Whether workflow_count holds the counts (SQLite)."""
+    return db.session.get_bind().dialect.name == "sqlite"
+
+
+def _keep_counts() -> None:
+    """SQLite: make the triggers that keep workflow_count where they are missing (a database
+    made before them), and count every workflow once, in the same transaction."""
+    if not _counted():
+        return
+    have = set(db.session.execute(
+        text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
+    if have.issuperset(_COUNT_TRIGGERS):
+        return
+    db.session.execute(COUNT.delete())   # opens the transaction the triggers are made in
+    for name, body in _COUNT_TRIGGERS.items():
+        db.session.execute(text(f"CREATE TRIGGER IF NOT EXISTS {name} {body}"))
+    db.session.execute(insert(COUNT).from_select(
+        ["flow", "status", "n"],
+        select(WORKFLOW.c.flow, WORKFLOW.c.status, db.func.count())
+        .group_by(WORKFLOW.c.flow, WORKFLOW.c.status)))
+    db.session.commit()
+
+
 # -- reading ----------------------------------------------------------------------------------
 
-def load(id: str) -> WorkflowRow | None:
-    """The workflow row as it is in the database now (not a cached copy)."""
-    return db.session.execute(
-        select(WorkflowRow).where(WorkflowRow.id == id)
-        .execution_options(populate_existing=True)).scalar_one_or_none()
+_LOAD = select(WORKFLOW).where(WORKFLOW.c.id == bindparam("id"))
+
+
+def load(id: str):
+    """The workflow row as it is in the database now: a plain row with a WorkflowRow's
+    attributes (every call of the API reads one; the ORM's objects cost several times more)."""
+    return db.session.execute(_LOAD, {"id": id}).first()
 
 
 def exists(ids) -> set[str]:
@@ -207,16 +273,25 @@ def _filters(stmt, flows=(), statuses=(), q=None):
 
 
 def page(flows=(), statuses=(), q=None, after: tuple[int, str] | None = None,
-         limit: int = 50) -> list[WorkflowRow]:
-    """Up to ``limit`` rows, newest updated first, after the keyset position ``after``."""
-    stmt = _filters(select(WorkflowRow), flows, statuses, q)
+         limit: int = 50) -> list:
+    """Up to ``limit`` rows (plain rows with a WorkflowRow's attributes: a list has no use for
+    the ORM's objects, which cost more to make), newest updated first, after the keyset
+    position ``after``."""
+    stmt = _filters(select(WORKFLOW), flows, statuses, q)
     if after is not None:
-        stmt = stmt.where(tuple_(WorkflowRow.updated_at, WorkflowRow.id) < tuple_(*after))
-    stmt = stmt.order_by(WorkflowRow.updated_at.desc(), WorkflowRow.id.desc()).limit(limit)
-    return list(db.session.execute(stmt.execution_options(populate_existing=True)).scalars())
+        stmt = stmt.where(tuple_(WORKFLOW.c.updated_at, WORKFLOW.c.id) < tuple_(*after))
+    stmt = stmt.order_by(WORKFLOW.c.updated_at.desc(), WORKFLOW.c.id.desc()).limit(limit)
+    return db.session.execute(stmt).all()
 
 
 def count_by_status(flows=(), q=None) -> dict[str, int]:
+    """``{status: count}`` of the workflows of ``flows`` (all when empty) whose id contains
+    ``q``; statuses without any are left out. Without ``q``, SQLite's are looked up."""
+    if not q and _counted():
+        stmt = select(COUNT.c.status, db.func.sum(COUNT.c.n)).group_by(COUNT.c.status)
+        if flows:
+            stmt = stmt.where(COUNT.c.flow.in_(list(flows)))
+        return {status: int(n) for status, n in db.session.execute(stmt) if n}
     stmt = _filters(select(WORKFLOW.c.status, db.func.count()), flows, (), q)
     return dict(db.session.execute(stmt.group_by(WORKFLOW.c.status)).all())
 
@@ -243,6 +318,56 @@ def log_params(id: str, first_n: int, entries) -> list[dict]:
             for i, e in enumerate(entries)]
 
 
+class _Prepared:
+    """A write compiled once per dialect and set of columns, run on the session's own DBAPI
+    connection (in the session's transaction).
+
+    Every commit of a workflow makes these writes, and SQLAlchemy's work per call (statement
+    cache key, parameter processing, result set-up) cost more than SQLite's. The tables'
+    columns are text and integers, which no dialect converts, so the parameters go to the
+    driver as they are. Driver errors come out as SQLAlchemy's (``exc.IntegrityError``, ...).
+    """
+
+    def __init__(self, statement):
+        self.statement = statement
+        self._compiled: dict[tuple, tuple[str, list[str] | None]] = {}
+
+    def run(self, connection, params: dict | list[dict]) -> int:
+        """Execute on ``connection`` (the session's: ``db.session.connection()``) with one row
+        of ``params`` (a dict) or many (a list of dicts with the same keys); returns the
+        driver's rowcount."""
+        many = isinstance(params, list)
+        keys = tuple(params[0] if many else params)
+        dialect = connection.dialect
+        cache_key = (type(dialect), dialect.paramstyle, keys)
+        found = self._compiled.get(cache_key)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect, column_keys=list(keys))
+            found = self._compiled[cache_key] = (str(compiled), compiled.positiontup)
+        sql, order = found
+        if order is not None:     # a positional paramstyle (SQLite's "?")
+            params = ([[row[k] for k in order] for row in params] if many
+                      else [params[k] for k in order])
+        cursor = connection.connection.cursor()
+        try:
+            if many:
+                cursor.executemany(sql, params)
+            else:
+                cursor.execute(sql, params)
+            return cursor.rowcount
+        except dialect.loaded_dbapi.Error as error:
+            raise exc.DBAPIError.instance(sql, params, error, dialect.loaded_dbapi.Error,
+                                          dialect=dialect) from error
+        finally:
+            cursor.close()
+
+
+_INSERT_WORKFLOW = _Prepared(insert(WORKFLOW))
+_UPDATE_WORKFLOW = _Prepared(update(WORKFLOW).where(
+    WORKFLOW.c.id == bindparam("where_id"), WORKFLOW.c.version == bindparam("where_version")))
+_INSERT_LOG = _Prepared(insert(LOG))
+
+
 def write(id: str, version: int | None, values: dict, logs: list[dict],
           event_key: str | None = None) -> None:
     """Insert (``version`` None) or version-checked update of one workflow row, with its new
@@ -252,16 +377,14 @@ def write(id: str, version: int | None, values: dict, logs: list[dict],
     is taken, Busy when SQLite stays locked.
     """
     def statements():
+        connection = db.session.connection()
         if version is None:
-            db.session.execute(insert(WORKFLOW), {"id": id, **values})
-        else:
-            done = db.session.execute(
-                update(WORKFLOW).where(WORKFLOW.c.id == id, WORKFLOW.c.version == version),
-                values)
-            if done.rowcount != 1:
-                raise Stale(id)
+            _INSERT_WORKFLOW.run(connection, {"id": id, **values})
+        elif _UPDATE_WORKFLOW.run(connection,
+                                  {**values, "where_id": id, "where_version": version}) != 1:
+            raise Stale(id)
         if logs:
-            db.session.execute(insert(LOG), logs)
+            _INSERT_LOG.run(connection, logs)
         if event_key is not None:
             db.session.execute(insert(EVENT_KEY), {"workflow_id": id, "key": event_key,
                                                    "created_at": values["updated_at"]})
@@ -281,25 +404,39 @@ def claim_due(now_ms: int, flows, owner: str, lease_ms: int, limit: int) -> list
     """Lease up to ``limit`` workflows of ``flows`` that are due by ``now_ms`` and not leased
     (or whose lease expired: their runner died). Returns their rows, as leased."""
     def statements():
+        # "flow || ''" keeps SQLite from choosing a flow index for "flow IN (...)", which
+        # would visit every workflow of those flows; the wake index visits only the due ones.
         candidates = db.session.execute(
             select(WORKFLOW)
-            .where(WORKFLOW.c.wake_at <= now_ms, WORKFLOW.c.flow.in_(list(flows)),
+            .where(WORKFLOW.c.wake_at <= now_ms, (WORKFLOW.c.flow + "").in_(list(flows)),
                    or_(WORKFLOW.c.lease_expires.is_(None), WORKFLOW.c.lease_expires < now_ms))
             .order_by(WORKFLOW.c.wake_at).limit(limit)
             .with_for_update(skip_locked=True)).all()   # PostgreSQL; SQLite ignores it
         claimed = []
+        connection = db.session.connection()
         for row in candidates:
             # The version check is what keeps two SQLite workers apart.
-            done = db.session.execute(
-                update(WORKFLOW).where(WORKFLOW.c.id == row.id, WORKFLOW.c.version == row.version),
-                {"lease_owner": owner, "lease_expires": now_ms + lease_ms,
-                 "version": row.version + 1})
-            if done.rowcount == 1:
-                claimed.append(WorkflowRow(**{
+            done = _UPDATE_WORKFLOW.run(connection, {
+                "lease_owner": owner, "lease_expires": now_ms + lease_ms,
+                "version": row.version + 1, "where_id": row.id, "where_version": row.version})
+            if done == 1:
+                claimed.append(Record(**{
                     **row._mapping, "lease_owner": owner, "lease_expires": now_ms + lease_ms,
                     "version": row.version + 1}))
         return claimed
     return transaction(statements)
+
+
+def park(id: str, version: int) -> None:
+    """Take a row out of the runners' way (no wake time, no lease) without touching its data:
+    for a broken snapshot, which running again cannot repair. Stale if it changed meanwhile."""
+    def statements():
+        done = db.session.execute(
+            update(WORKFLOW).where(WORKFLOW.c.id == id, WORKFLOW.c.version == version),
+            {"wake_at": None, "lease_owner": None, "lease_expires": None, "version": version + 1})
+        if done.rowcount != 1:
+            raise Stale(id)
+    transaction(statements)
 
 
 def transaction(statements):

@@ -6,7 +6,7 @@ import json
 import re
 from urllib.parse import parse_qs, urlsplit
 
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 
 def shown_state(page: Page) -> dict:
@@ -14,12 +14,12 @@ def shown_state(page: Page) -> dict:
     return json.loads(page.locator("#state-json").inner_text())
 
 
-def step_classes(page: Page, step: str) -> set[str]:
-    """The classes of the diagram node ``step-<step>`` (an SVG ``<g>``, found by id)."""
-    classes = page.evaluate("id => document.getElementById(id)?.getAttribute('class')",
-                            f"step-{step}")
-    assert classes is not None, f"the diagram has no node step-{step}"
-    return set(classes.split())
+def expect_step_classes(page: Page, step: str, *classes: str) -> None:
+    """Wait until the diagram node ``step-<step>`` (an SVG ``<g>``) has all ``classes``.
+
+    It waits because htmx settles a swapped element's ``class`` a moment after the swap."""
+    wanted = "".join(rf"(?=.*\b{re.escape(c)}\b)" for c in classes)
+    expect(page.locator(f'[id="step-{step}"]')).to_have_class(re.compile(f"^{wanted}"))
 
 
 def query(page: Page) -> dict[str, list[str]]:

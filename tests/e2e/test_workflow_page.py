@@ -7,7 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from e2e_helpers import computed, contrast, luminance, shown_state, step_classes, tab_to
+from e2e_helpers import (computed, contrast, expect_step_classes, luminance, shown_state,
+                         tab_to)
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +24,7 @@ def test_guess_game_played_to_the_end_through_the_event_form(page, live_server):
     expect(ask.locator(".question")).to_have_text(
         "number between 0-100. Empty for simulate save/load")
     number = shown_state(page)["number"]
-    assert step_classes(page, "step_play") >= {"step", "current", "waiting"}
+    expect_step_classes(page, "step_play", "step", "current", "waiting")
 
     # A wrong guess: the next round asks again, with a hint. htmx swaps the block in place
     # (the page is not reloaded: the marker survives).
@@ -53,7 +54,7 @@ def test_guess_game_played_to_the_end_through_the_event_form(page, live_server):
     expect(page.locator("#wf-status")).to_have_text("finished")
     expect(page.locator("#no-waits")).to_have_text("None: the workflow is finished.")
     assert shown_state(page)["answer"] == [wrong, number]
-    assert "visited" in step_classes(page, "step_end")
+    expect_step_classes(page, "step_end", "visited")
     expect(page.locator("#audit-log tr.log-finished")).to_have_count(1)
 
 
@@ -123,7 +124,7 @@ def test_failed_workflow_retried(page, live_server):
     expect(page.locator("#wf-status")).to_have_text("failed")
     expect(page.locator("#wf-error")).to_contain_text(
         "payment provider unreachable while charging 42")
-    assert "failed" in step_classes(page, "step_charge")
+    expect_step_classes(page, "step_charge", "failed")
     expect(page.locator("#retry-form")).to_be_hidden()
 
     page.locator("details#retry > summary").click()
@@ -183,7 +184,7 @@ def test_dark_mode(new_page, live_server):
     assert luminance(card) < 0.05, card
 
     # The diagram follows: the current step is marked, and drawn dark with light text.
-    assert step_classes(page, "step_play") >= {"current", "waiting"}
+    expect_step_classes(page, "step_play", "current", "waiting")
     node = page.locator('[id="step-step_play"]')
     node_fill = node.locator('path:not([fill="none"]), polygon:not([fill="none"])').first \
         .evaluate("el => getComputedStyle(el).fill")

@@ -576,6 +576,16 @@ class Workflow:
             elif f":{entry['type']}:" not in skey:
                 raise ValueError(f"snapshot system key {skey!r} is not '<seq>:<step>:"
                                  f"{entry['type']}:<key>'")
+            for name in ("resumeAfter", "timeoutAt"):    # compared with numbers and each other
+                when = entry.get(name)
+                if when is not None and (isinstance(when, bool)
+                                         or not isinstance(when, (int, float))):
+                    raise ValueError(f"snapshot wait {skey!r}: {name} is not a time")
+            if entry.get("timedOut") and entry.get("timeoutAt") is None:
+                raise ValueError(f"snapshot wait {skey!r} timed out but has no timeoutAt")
+        if not all(isinstance(item, dict) and isinstance(item.get("name"), str)
+                   for item in parts["inbox"]):
+            raise ValueError("snapshot 'inbox' must hold events, each with a 'name'")
         if not isinstance(parts["cache"].get("_seq", 0), int):
             raise ValueError("snapshot cache '_seq' must be an integer")
         try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 import re
 import secrets
 from datetime import datetime, timezone
@@ -17,6 +16,7 @@ from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException
 
 from ..engine import Status
+from ..runtime import Invalid
 
 # Pinned htmx build from its CDN with its Subresource Integrity hash (sha384 of
 # dist/htmx.min.js in the npm package htmx.org@2.0.4); the browser refuses any other file.
@@ -36,7 +36,6 @@ def init_app(app) -> None:
     app.extensions["tinyflow_web"] = True
     app.config.setdefault("TINYFLOW_HTMX_URL", HTMX_URL)
     app.config.setdefault("TINYFLOW_HTMX_SRI", HTMX_SRI)
-    app.config.setdefault("TINYFLOW_API_TOKEN", os.environ.get("TINYFLOW_API_TOKEN") or None)
     if app.config.get("MAX_CONTENT_LENGTH") is None:
         app.config["MAX_CONTENT_LENGTH"] = app.config.get("TINYFLOW_MAX_PAYLOAD", 256 * 1024)
     app.jinja_env.filters.update(reltime=reltime, pretty=pretty, compact=compact, slug=slug,
@@ -114,7 +113,10 @@ def humanize(seconds: float) -> str:
 
 def reltime(value, empty: str = "—") -> Markup:
     """``<time datetime=ISO title="exact UTC">3 min ago</time>``, rendered server-side."""
-    moment = to_datetime(value)
+    try:
+        moment = to_datetime(value)
+    except (ValueError, TypeError, OverflowError, OSError):   # not a time (an odd import)
+        return Markup('<span class="muted">{}</span>').format(value)
     if moment is None:
         return Markup('<span class="muted">{}</span>').format(empty)
     moment = moment.astimezone(timezone.utc)
@@ -179,6 +181,8 @@ def parse_value(text: str | None):
         return json.loads(stripped)
     except ValueError:
         return text
+    except RecursionError:
+        raise Invalid("That value is JSON nested too deeply.") from None
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -187,19 +191,24 @@ def error_page(status: int, message: str):
     """A page (or, for htmx, a fragment) saying what went wrong."""
     template = "_error.html" if is_htmx() else "error.html"
     html = render_template(template, status=status, message=message)
-    return vary(current_app.make_response((html, status)))
+    response = vary(current_app.make_response((html, status)))
+    if status == 503:
+        response.headers["Retry-After"] = "1"
+    return response
 
 
 def api_error(status: int, code: str, message: str):
     """The API's error answer: ``{"error": {"code", "message"}}``."""
     response = current_app.json.response({"error": {"code": code, "message": message}})
     response.status_code = status
+    if status == 503:
+        response.headers["Retry-After"] = "1"
     return response
 
 
-HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found",
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
               405: "method_not_allowed", 409: "conflict", 413: "too_large",
-              415: "bad_request", 422: "invalid"}
+              415: "bad_request", 422: "invalid", 503: "unavailable"}
 
 
 def http_error(error: HTTPException):

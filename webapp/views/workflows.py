@@ -14,7 +14,7 @@ from flask import (Blueprint, abort, current_app, flash, get_flashed_messages, m
 
 from .. import diagram, runtime
 from ..runtime import RuntimeProblem
-from . import web
+from . import access, web
 
 bp = Blueprint("workflows", __name__)
 bp.record_once(lambda state: web.init_app(state.app))
@@ -59,7 +59,10 @@ def list_filters() -> dict:
 def list_item(row) -> dict:
     """A list row: the API's list item plus its open waits (for the "waiting for" column)."""
     item = runtime.summary(row)
-    item["pending"] = runtime.describe(row)["pending"]
+    try:
+        item["pending"] = runtime.describe(row)["pending"]
+    except runtime.Broken as error:     # shown as broken; the other rows are unaffected
+        item["pending"], item["broken"] = [], str(error)
     return item
 
 
@@ -141,6 +144,8 @@ def parse_state(text: str) -> dict:
         state = json.loads(text)
     except ValueError as error:
         raise FormError(f"The initial state is not valid JSON: {error}.") from None
+    except RecursionError:
+        raise FormError("The initial state is JSON nested too deeply.") from None
     if not isinstance(state, dict):
         raise FormError('The initial state must be a JSON object, like {"name": "Ada"}.')
     return state
@@ -174,17 +179,18 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
     events = [w for w in wf["pending"] if w.get("type") == "event"]
     deadlines = [w for w in events if w.get("timeoutAt")]
     live = wf["status"] in LIVE
-    handlers = sorted(spec.handlers) if spec and live else []
-    can_cancel = live or wf["status"] == "failed"
-    can_retry = wf["status"] == "failed"
+    changeable = access.can_change()       # read-only mode, or not logged in: no forms
+    handlers = sorted(spec.handlers) if spec and live and changeable else []
+    can_cancel = (live or wf["status"] == "failed") and changeable
+    can_retry = wf["status"] == "failed" and changeable
     # The forms this rendering shows: a refused form that is gone (its wait closed meanwhile)
     # gets its message at the top instead.
     rendered_forms = {
-        *(f"event-form-{web.slug(w['key'])}" for w in events),
-        *(f"fire-{web.slug(w['resumeId'])}" for w in timers),
+        *(f"event-form-{web.slug(w['key'])}" for w in events if changeable),
+        *(f"fire-{web.slug(w['resumeId'])}" for w in timers if changeable),
         *(f"handler-form-{web.slug(name)}" for name in handlers),
-        *(["advance-form"] if timers or deadlines else []),
-        *(["send-event-form"] if live else []),
+        *(["advance-form"] if (timers or deadlines) and changeable else []),
+        *(["send-event-form"] if live and changeable else []),
         *(["cancel-form"] if can_cancel else []),
         *(["retry-form"] if can_retry else []),
     }
@@ -198,6 +204,7 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
         "deadlines": deadlines,
         "handlers": handlers,
         "live": live,
+        "changeable": changeable,
         "can_cancel": can_cancel,
         "can_retry": can_retry,
         "rendered_forms": rendered_forms,
@@ -218,7 +225,10 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
 
 
 def render_detail(wf_id: str, status: int = 200, **kwargs):
-    ctx = detail_context(wf_id, **kwargs)
+    try:
+        ctx = detail_context(wf_id, **kwargs)
+    except runtime.Broken as error:
+        return render_broken(wf_id, error, status)
     template = "workflows/_live.html" if web.is_htmx() else "workflows/detail.html"
     return render_template(template, **ctx), status
 
@@ -227,9 +237,20 @@ def render_detail(wf_id: str, status: int = 200, **kwargs):
 def show(id: str):
     if web.is_htmx() and request.args.get("v"):
         # A poll: answer 204 while nothing changed, so typed form values are kept.
-        if request.args["v"] == digest(runtime.describe(runtime.get(id))):
-            return "", 204
+        try:
+            if request.args["v"] == digest(runtime.describe(runtime.get(id))):
+                return "", 204
+        except runtime.Broken as error:
+            return render_broken(id, error)
     return render_detail(id)
+
+
+def render_broken(wf_id: str, error: runtime.Broken, status: int = 200):
+    """The page of a workflow whose stored snapshot cannot be read: what the row still says,
+    and why it cannot be shown in full."""
+    template = "workflows/_broken.html" if web.is_htmx() else "workflows/broken.html"
+    return render_template(template, wf=runtime.summary(runtime.get(wf_id)),
+                           message=str(error)), status
 
 
 def act(wf_id: str, form_id: str, action, done: str):
@@ -297,7 +318,8 @@ def retry(id: str):
 
 @bp.get("/workflows/<path:id>/snapshot.json")
 def download(id: str):
-    """The whole snapshot as a file (the API's /snapshot, without the API's access token)."""
+    """The whole snapshot as a file (the API's /snapshot, behind the page's own login when
+    reads are guarded, TINYFLOW_AUTH_READS)."""
     response = current_app.json.response(runtime.snapshot(id))
     response.headers.set("Content-Disposition", "attachment", filename=f"{id}.json")
     return response

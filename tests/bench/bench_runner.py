@@ -1,0 +1,125 @@
+"""Benchmark: the runner. A real ``tiny-workflow worker --exit-when-idle`` process on a SQLite
+file (WAL, synchronous=FULL) of 100,000 waiting workflows, 10,000 of whose timers are due at
+once: how fast it drains them, and its peak memory (the kernel's count for that process).
+
+    python tests/bench/bench_runner.py [--json] [--quick]
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+import dataset  # noqa: E402
+from common import Figure  # noqa: E402
+
+DRAIN_PER_S = 1_000.0
+MEMORY_MB = 150.0
+WORKER = "from webapp.cli import main; main()"
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident memory so far (VmHWM), or None once it has ended."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            kb = next(line.split()[1] for line in fh if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return None
+    return int(kb) / 1024
+
+
+def run_worker(db: Path, instance: Path) -> dict:
+    """One worker process until idle: when its first and last lines came, and its peak RSS.
+
+    The peak is the kernel's VmHWM of the worker's own program, read while it runs (the
+    rusage of a child also counts this process's memory, which it shares until its exec)."""
+    env = {**os.environ, "TINYFLOW_DATABASE_URL": f"sqlite:///{db}",
+           "TINYFLOW_INSTANCE": str(instance), "PYTHONUNBUFFERED": "1"}
+    env.pop("TINYFLOW_FLOWS", None)
+    child = subprocess.Popen([sys.executable, "-c", WORKER, "worker", "--exit-when-idle"],
+                             cwd=common.ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    peaks = [0.0]
+    watcher = threading.Thread(target=watch_memory, args=(child, peaks), daemon=True)
+    watcher.start()
+    lines = []
+    for line in child.stdout:       # "worker ... on ...": it has started; "worker stopped"
+        lines.append((time.perf_counter(), line.strip()))
+    errors = child.stderr.read()
+    child.wait()
+    watcher.join()
+    child.stdout.close()
+    child.stderr.close()
+    if child.returncode or len(lines) < 2 or lines[-1][1] != "worker stopped":
+        raise RuntimeError(f"the worker failed ({child.returncode}): {lines} {errors[-2000:]}")
+    return {"seconds": lines[-1][0] - lines[0][0], "peak_mb": peaks[0]}
+
+
+def watch_memory(child: subprocess.Popen, peaks: list[float]) -> None:
+    while child.poll() is None:
+        found = peak_rss_mb(child.pid)
+        if found is not None:
+            peaks[0] = max(peaks[0], found)
+        time.sleep(0.02)
+
+
+def check_drained(db: Path, since_ms: int) -> int:
+    """How many workflows the worker moved on; none may be due any more."""
+    with sqlite3.connect(db) as conn:
+        due = conn.execute("SELECT count(*) FROM workflow WHERE wake_at <= ?",
+                           (since_ms,)).fetchone()[0]
+        moved = conn.execute("SELECT count(*) FROM workflow WHERE updated_at >= ?",
+                             (since_ms,)).fetchone()[0]
+        waiting = conn.execute("SELECT count(*) FROM workflow WHERE status = 'waiting'"
+                               ).fetchone()[0]
+    assert due == 0, f"{due} workflows are still due"
+    assert waiting == dataset_size(db), "every workflow should still be waiting"
+    return moved
+
+
+def dataset_size(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM workflow").fetchone()[0]
+
+
+def measure(quick: bool = False) -> list[Figure]:
+    runs = 2 if quick else 3
+    source = dataset.runner()
+    tmp = Path(tempfile.mkdtemp(prefix="tw-bench-runner-"))
+    rates, peaks = [], []
+    try:
+        for r in range(runs):
+            common.progress(f"runner: worker run {r + 1}/{runs}")
+            db = tmp / f"runner-{r}.sqlite"
+            shutil.copyfile(source, db)
+            since = int(time.time() * 1000)
+            found = run_worker(db, tmp / "instance")
+            moved = check_drained(db, since)
+            assert moved == dataset.DUE, (moved, dataset.DUE)
+            rates.append(moved / found["seconds"])
+            peaks.append(found["peak_mb"])
+            db.unlink()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    detail = f"median of {runs} worker runs"
+    return [
+        Figure("runner", f"{dataset.DUE:,} timers due at once, drained", statistics.median(rates),
+               "timers/s", at_least=DRAIN_PER_S,
+               detail=f"{detail}; tiny-workflow worker --exit-when-idle, batch 20"),
+        Figure("runner", "peak memory of the worker (100,000 waiting workflows)", max(peaks),
+               "MB", at_most=MEMORY_MB, detail="the most of the runs; its VmHWM"),
+    ]
+
+
+if __name__ == "__main__":
+    common.main(measure, __doc__)
