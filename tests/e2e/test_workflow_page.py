@@ -52,7 +52,7 @@ def test_guess_game_played_to_the_end_through_the_event_form(page, live_server):
     congratulation.get_by_role("button", name="Send").click()
     expect(page.locator("#workflow-live")).to_have_attribute("data-status", "finished")
     expect(page.locator("#wf-status")).to_have_text("finished")
-    expect(page.locator("#no-waits")).to_have_text("None: the workflow is finished.")
+    expect(page.locator("#no-waits")).to_have_text("None: the workflow has finished.")
     assert shown_state(page)["answer"] == [wrong, number]
     expect_step_classes(page, "step_end", "visited")
     expect(page.locator("#audit-log tr.log-finished")).to_have_count(1)
