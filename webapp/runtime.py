@@ -173,17 +173,29 @@ def owner_id(kind: str = "call") -> str:
 
 # -- one workflow's way to the database -------------------------------------------------------
 
+def _document(row, logs: list) -> dict:
+    """The snapshot document a row holds, with the audit log ``logs`` the caller read.
+    A row that does not hold readable JSON -> Broken."""
+    try:
+        doc = {"step": row.step, "state": json.loads(row.state), "cache": json.loads(row.cache),
+               "system": json.loads(row.system), "logs": logs, "status": row.status}
+        if row.inbox:
+            doc["inbox"] = json.loads(row.inbox)
+        if row.error:
+            doc["error"] = json.loads(row.error)
+    except (ValueError, TypeError, RecursionError) as error:
+        raise _broken(row.id, error) from None
+    return doc
+
+
 def _engine(row) -> Workflow:
     """The engine instance of a row, without its audit log (only new entries get appended).
-    A row that does not hold a readable snapshot -> Broken."""
+    A row that does not hold a snapshot its flow can load -> Broken."""
     cls = _flow_class(row.flow)
+    doc = _document(row, [])
     try:
-        return cls.from_json({
-            "step": row.step, "state": json.loads(row.state), "cache": json.loads(row.cache),
-            "system": json.loads(row.system), "logs": [], "status": row.status,
-            "inbox": json.loads(row.inbox) if row.inbox else None,
-            "error": json.loads(row.error) if row.error else None})
-    except (ValueError, TypeError, RecursionError) as error:
+        return cls.from_json(doc)
+    except (ValueError, TypeError) as error:
         raise _broken(row.id, error) from None
 
 
@@ -662,17 +674,7 @@ class _LogCache:
 
 def snapshot(id: str) -> dict:
     """The whole snapshot document (engine format, audit log included)."""
-    row = get(id)
-    try:
-        doc = {"step": row.step, "state": json.loads(row.state), "cache": json.loads(row.cache),
-               "system": json.loads(row.system), "logs": all_logs(id), "status": row.status}
-        if row.inbox:
-            doc["inbox"] = json.loads(row.inbox)
-        if row.error:
-            doc["error"] = json.loads(row.error)
-    except ValueError as error:
-        raise _broken(id, error) from None
-    return doc
+    return _document(get(id), all_logs(id))
 
 
 # -- import -----------------------------------------------------------------------------------

@@ -1,9 +1,8 @@
 """Benchmark: the diagram of a workflow with 1,000+ audit-log entries, and the page showing it.
 
-Run ``python tests/bench/bench_diagram.py`` for the figures, or
-``pytest tests/bench/bench_diagram.py`` to check them against the budgets: building and
-rendering the diagram (the SVG cache emptied each time, so Graphviz really runs) in under
-10 ms once the renderer is warm; the whole workflow page, database included, in under 100 ms.
+Run ``python tests/bench/bench_diagram.py`` for the figures: building and rendering the
+diagram (the SVG cache emptied each time, so Graphviz really runs; the target is under 10 ms
+once the renderer is warm) and the whole workflow page, database included.
 """
 from __future__ import annotations
 
@@ -20,8 +19,8 @@ sys.path.insert(0, str(ROOT))
 from flows.guess_game_2 import GuessGame2  # noqa: E402
 from webapp import diagram  # noqa: E402
 
-DIAGRAM_BUDGET_MS = 10.0
-PAGE_BUDGET_MS = 100.0
+from common import timed  # noqa: E402
+
 T0 = 1_723_991_733
 
 
@@ -38,14 +37,6 @@ def long_game(min_entries: int = 1000) -> GuessGame2:
         g.run(now=t)
     return g
 
-
-def timed(fn, repeat: int) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
 
 
 def summary(ms: list[float]) -> str:
@@ -96,25 +87,10 @@ def measure_page(tmp: Path, repeat: int = 50) -> list[float]:
     return timed(lambda: client.get(f"/workflows/{wf_id}"), repeat)
 
 
-def test_diagram_of_1000_entries_builds_and_renders_within_budget():
-    figures = measure_diagram(repeat=100)
-    assert figures["entries"][0] >= 1000
-    median = statistics.median(figures["build + render (no cache)"])
-    assert median < DIAGRAM_BUDGET_MS, summary(figures["build + render (no cache)"])
-
-
-def test_workflow_page_with_that_diagram_within_budget(tmp_path):
-    ms = measure_page(tmp_path, repeat=20)
-    assert statistics.median(ms) < PAGE_BUDGET_MS, summary(ms)
-
-
 if __name__ == "__main__":
     import tempfile
 
     for name, ms in measure_diagram().items():
         print(f"{name:32} {ms[0]:.0f}" if len(ms) == 1 else f"{name:32} {summary(ms)}")
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            print(f"{'workflow page (GET)':32} {summary(measure_page(Path(tmp)))}")
-        except Exception as error:   # noqa: BLE001 - the page is another engineer's work
-            print(f"workflow page: not measured ({type(error).__name__}: {error})")
+        print(f"{'workflow page (GET)':32} {summary(measure_page(Path(tmp)))}")
