@@ -248,8 +248,8 @@ def show(id: str):
 def render_broken(wf_id: str, error: runtime.Broken, status: int = 200):
     """The page of a workflow whose stored snapshot cannot be read: what the row still says,
     and why it cannot be shown in full."""
-    template = "workflows/_broken.html" if web.is_htmx() else "workflows/broken.html"
-    return render_template(template, wf=runtime.summary(runtime.get(wf_id)),
+    template = "workflows/_broken.html" if web.is_htmx() else "workflows/detail.html"
+    return render_template(template, wf=runtime.summary(runtime.get(wf_id)), broken=True,
                            message=str(error)), status
 
 
