@@ -6,7 +6,7 @@ as ``now`` are epoch seconds; ``None`` means the runtime's clock
 
 Durability: a new action result is committed before the next action runs, every pause and every
 end is committed, and each commit writes the workflow row and its new audit-log rows together
-(a finished ``simple`` flow: two commits). Whoever runs a workflow holds its lease; every write
+(a finished ``simple`` flow: one commit). Whoever runs a workflow holds its lease; every write
 is version-checked, so a writer that lost a race reloads and redoes instead of overwriting.
 """
 from __future__ import annotations
