@@ -15,6 +15,7 @@ import pytest
 
 from fakeclock import FakeClock
 from webapp import create_app
+from webapp.cli import CLI_FLOWS
 from webapp.store import db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +36,7 @@ def make_app(tmp_path, clock, monkeypatch):
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": url or f"sqlite:///{tmp_path / 'tiny-workflow.sqlite'}",
             "TINYFLOW_CLOCK": clock,
+            "TINYFLOW_FLOWS": CLI_FLOWS,        # as served by `tiny-workflow serve`
             **config,
         })
         made.append(app)

@@ -58,7 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(
         SQLALCHEMY_DATABASE_URI=os.environ.get("TINYFLOW_DATABASE_URL")
         or f"sqlite:///{instance / 'tiny-workflow.sqlite'}",
-        TINYFLOW_FLOWS=os.environ.get("TINYFLOW_FLOWS", "flows,webapp.demo_flows").split(","),
+        TINYFLOW_FLOWS=os.environ.get("TINYFLOW_FLOWS", "flows").split(","),
         TINYFLOW_RUNNER=False,
         TINYFLOW_CLOCK=time.time,
         TINYFLOW_MAX_PAYLOAD=int(os.environ.get("TINYFLOW_MAX_PAYLOAD") or 256 * 1024),

@@ -1,13 +1,24 @@
 """The ``tiny-workflow`` command: serve, worker, demo, play, import, export, list, send."""
 from __future__ import annotations
 
+import os
+
 import click
 from flask.cli import FlaskGroup
 
 from . import create_app
 
+# The commands also load the demo's own flow (flaky_payment), so the workflows that
+# ``tiny-workflow demo`` makes have their flow wherever they are served or run.
+CLI_FLOWS = ["flows", "webapp.demo_flows"]
 
-@click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=False,
+
+def cli_app():
+    """The app the commands use: ``TINYFLOW_FLOWS`` if set, else the examples and the demo's."""
+    return create_app(None if "TINYFLOW_FLOWS" in os.environ else {"TINYFLOW_FLOWS": CLI_FLOWS})
+
+
+@click.group(cls=FlaskGroup, create_app=cli_app, add_default_commands=False,
              add_version_option=False, load_dotenv=False)
 def main():
     """tiny-workflow: durable workflows and their dashboard."""
@@ -26,8 +37,8 @@ def play(flow, save):
     from .engine import Workflow
 
     module = importlib.import_module(f"flows.{flow}")
-    cls = next(v for v in vars(module).values()
-               if isinstance(v, type) and issubclass(v, Workflow) and v.__module__ == module.__name__)
+    cls = next(v for v in vars(module).values() if isinstance(v, type)
+               and issubclass(v, Workflow) and v.__module__ == module.__name__)
     wf = playing.play_simple(cls) if flow == "simple" else playing.play_game(cls)
     if save:
         with open(save, "w", encoding="utf-8") as fh:

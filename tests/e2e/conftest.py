@@ -60,6 +60,7 @@ class LiveServer:
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory):
     from webapp import create_app
+    from webapp.cli import CLI_FLOWS
     from webapp.store import db
 
     tmp = tmp_path_factory.mktemp("e2e")
@@ -71,6 +72,7 @@ def live_server(tmp_path_factory):
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/e2e.sqlite",
             "TINYFLOW_CLOCK": clock,
             "TINYFLOW_RUNNER": False,
+            "TINYFLOW_FLOWS": CLI_FLOWS,    # as served by `tiny-workflow serve`
         })
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
