@@ -24,6 +24,11 @@ def main():
     """tiny-workflow: durable workflows and their dashboard."""
 
 
+# FlaskGroup's own --app, --env-file and --debug would only mislead here: the app is ours, and
+# it is configured by the TINYFLOW_* environment variables.
+main.params = [p for p in main.params if p.name not in ("app", "env_file", "debug")]
+
+
 @main.command(with_appcontext=False)
 @click.argument("flow", type=click.Choice(["simple", "guess_game", "guess_game_2"]))
 @click.option("--save", type=click.Path(dir_okay=False, writable=True),
