@@ -540,6 +540,30 @@ def test_a_locked_database_waits_retries_then_answers_503_and_loses_nothing(lock
         assert runtime.status_counts() == {"waiting": 1}
 
 
+def test_a_worker_told_to_exit_when_idle_waits_out_a_locked_database(locked, clock):
+    with locked.app.app_context():
+        runtime.start("user_onboarding", id="u")
+    clock.advance(10)                                    # its first timer is due
+    locked.lock()
+    with locked.app.app_context():
+        with pytest.raises(runtime.Unavailable):         # busy is not "nothing is due"
+            runtime.run_due()
+    runner = runtime.Runner(locked.app, interval=0, exit_when_idle=True)
+    passes, tick = [], runner.tick
+
+    def counted_tick():
+        passes.append(len(passes) + 1)
+        if len(passes) == 2:
+            locked.unlock()                              # the other writer is done
+        return tick()
+    runner.tick = counted_tick
+    runner.run()
+    assert passes == [1, 2, 3]                           # busy, ran the workflow, idle
+    with locked.app.app_context():
+        [wait] = runtime.describe(runtime.get("u"))["pending"]
+        assert wait["key"] == "wait_before_end"          # it moved on to its second timer
+
+
 def test_a_lock_released_while_retrying_lets_the_request_through(locked):
     client = locked.app.test_client()
     start(client, "guess_game", "g")

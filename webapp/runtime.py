@@ -453,13 +453,13 @@ def retry(id: str, now=None):
 
 def run_due(now=None, limit: int = 100, owner: str | None = None) -> int:
     """Claim (lease) and run workflows whose wake_at is due or that are ``running``; return
-    how many ran."""
+    how many ran. A database too busy to claim or run any -> Unavailable (not "idle")."""
     now = _now(now)
     owner = owner or owner_id("runner")
     try:
         rows = store.claim_due(_ms(now), list(registry()), owner, _lease_ms(), limit)
-    except store.Busy:
-        return 0
+    except store.Busy as error:
+        raise Unavailable(f"database busy: {error}") from None
     ran = 0
     for row in rows:
         try:
@@ -476,6 +476,8 @@ def run_due(now=None, limit: int = 100, owner: str | None = None) -> int:
             log.info("workflow %s was taken over by another runner", row.id)
         except Unavailable:
             log.warning("database busy; workflow %s is left to a later run", row.id)
+            if ran == 0:
+                raise
             break
         except Exception:
             # A bug in a flow or the engine: the lease is kept, so this workflow is tried again
@@ -507,12 +509,14 @@ class Runner(threading.Thread):
         while not self.stopped.is_set():
             try:
                 ran = self.tick()
+            except Unavailable:
+                ran = None          # the database was busy: not idle, try again shortly
             except Exception:
                 log.exception("the runner's pass failed")
                 ran = 0
-            if ran == 0:
-                if self.exit_when_idle:
-                    return
+            if ran == 0 and self.exit_when_idle:
+                return
+            if not ran:
                 self.stopped.wait(self.interval)
 
     def stop(self, timeout: float | None = None) -> None:
