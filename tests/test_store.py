@@ -179,3 +179,32 @@ def test_claims_lock_rows_with_skip_locked_on_postgresql(any_db_app, clock):
         [claim] = [s for s in seen if "FROM workflow" in s and "wake_at <=" in s]
         if db.engine.dialect.name == "postgresql":
             assert "FOR UPDATE SKIP LOCKED" in claim
+
+
+def test_a_claim_whose_candidates_another_worker_leased_first_reads_again(app, clock,
+                                                                          monkeypatch):
+    """Two SQLite workers can read the same due rows; the one that loses every version check
+    must lease other due rows, not report "nothing due" (and stop, with --exit-when-idle)."""
+    path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
+    with app.app_context():
+        for i in range(4):
+            runtime.start("user_onboarding", id=f"u{i}")
+    clock.advance(10)
+    real_run = store._UPDATE_WORKFLOW.run
+    raced = []
+
+    def run_after_the_other_worker(connection, params):
+        if not raced:      # the other worker leases this row first, from its own connection
+            other = sqlite3.connect(path, isolation_level=None)
+            other.execute("UPDATE workflow SET lease_owner='other', lease_expires=?, "
+                          "version=version+1 WHERE id=?",
+                          (params["lease_expires"], params["where_id"]))
+            other.close()
+            raced.append(params["where_id"])
+        return real_run(connection, params)
+
+    monkeypatch.setattr(store._UPDATE_WORKFLOW, "run", run_after_the_other_worker)
+    with app.app_context():
+        rows = store.claim_due(int(clock() * 1000), ["user_onboarding"], "me", 60_000, 1)
+    assert [row.id for row in rows] != raced and len(rows) == 1
+    assert rows[0].lease_owner == "me"

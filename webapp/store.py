@@ -404,6 +404,15 @@ def claim_due(now_ms: int, flows, owner: str, lease_ms: int, limit: int) -> list
     """Lease up to ``limit`` workflows of ``flows`` that are due by ``now_ms`` and not leased
     (or whose lease expired: their runner died). Returns their rows, as leased."""
     def statements():
+        # Another worker that read the same candidates may lease them all first (on SQLite,
+        # the version check is what keeps workers apart): then read again, past its leases.
+        for _ in range(5):
+            claimed, candidates = attempt()
+            if claimed or not candidates:
+                break
+        return claimed
+
+    def attempt():
         # "flow || ''" keeps SQLite from choosing a flow index for "flow IN (...)", which
         # would visit every workflow of those flows; the wake index visits only the due ones.
         candidates = db.session.execute(
@@ -415,7 +424,6 @@ def claim_due(now_ms: int, flows, owner: str, lease_ms: int, limit: int) -> list
         claimed = []
         connection = db.session.connection()
         for row in candidates:
-            # The version check is what keeps two SQLite workers apart.
             done = _UPDATE_WORKFLOW.run(connection, {
                 "lease_owner": owner, "lease_expires": now_ms + lease_ms,
                 "version": row.version + 1, "where_id": row.id, "where_version": row.version})
@@ -423,7 +431,7 @@ def claim_due(now_ms: int, flows, owner: str, lease_ms: int, limit: int) -> list
                 claimed.append(Record(**{
                     **row._mapping, "lease_owner": owner, "lease_expires": now_ms + lease_ms,
                     "version": row.version + 1}))
-        return claimed
+        return claimed, candidates
     return transaction(statements)
 
 
