@@ -309,7 +309,10 @@ def test_a_handler_refusal_shows_the_form_again_with_the_message(client):
     html = page(response)
     form = html.select_one("#handler-form-add_usage")
     assert "add_usage needs" in form.select_one("[role=alert]").text
-    assert form.select_one("input[name=value]")["value"] == "<i>lots</i>"
+    field = form.select_one("input[name=value]")
+    assert field["value"] == "<i>lots</i>"
+    assert field["aria-invalid"] == "true"                    # and says which message is its
+    assert field["aria-describedby"] == form.select_one("[role=alert]")["id"]
     assert "<i>lots</i>" not in response.get_data(as_text=True)          # escaped
     assert html.select_one("html") is not None                            # the whole page
 

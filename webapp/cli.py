@@ -190,11 +190,12 @@ def serve(host, port, threads):
     """Run the dashboard and the API with waitress, and the runner that fires due timers
     (not in read-only mode, TINYFLOW_READ_ONLY, where it only shows what is there)."""
     import ipaddress
+    import threading
 
     import waitress
     from flask import current_app
 
-    from . import runtime
+    from . import diagram, runtime
 
     app = current_app._get_current_object()
     try:
@@ -210,6 +211,8 @@ def serve(host, port, threads):
     else:
         app.config["TINYFLOW_RUNNER"] = True
         runtime.start_runner(app)   # fires due timers and resumes running workflows meanwhile
+    # Load the WebAssembly Graphviz (about a second) now, not on the first page with a diagram.
+    threading.Thread(target=diagram.warm_up, name="diagram-warm-up", daemon=True).start()
     click.echo(f"tiny-workflow dashboard on http://{host}:{port}/workflows (Ctrl+C stops it)")
     waitress.serve(app, host=host, port=port, threads=threads, ident="tiny-workflow")
 
