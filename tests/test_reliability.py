@@ -278,15 +278,23 @@ def test_killed_workers_lose_nothing_and_repeat_only_what_a_kill_interrupted(
 
 # -- events in parallel with two workers ------------------------------------------------------
 
+_APP_LAG = 10.0     # seconds; far shorter than the 60 s lease
+
+
 def test_events_sent_in_parallel_with_two_workers_are_applied_exactly_once(
         make_app, any_db_url, tmp_path, monkeypatch):
     """Interval payments billed every 300 ms, their `add_usage` events posted by six threads
     (each event with an idempotency key is posted twice, by two threads at once), while two
-    workers fire their timers. The app uses the real clock here: it shares leases with the
-    workers, whose clocks are real."""
+    workers fire their timers.
+
+    The app's clock runs ``_APP_LAG`` seconds behind the workers' real one (well inside a
+    lease, so the two still respect each other's leases): a timer a worker set is never due
+    for the app, so every bill after the first cycle is the workers' to make. That is work
+    only they can do, and the check that they did it cannot fail by chance."""
     path = tmp_path / "runs"
     record_effects(str(path), monkeypatch.setattr)
-    app = make_app(any_db_url, TINYFLOW_FLOWS=FLOWS, TINYFLOW_CLOCK=time.time)
+    app = make_app(any_db_url, TINYFLOW_FLOWS=FLOWS,
+                   TINYFLOW_CLOCK=lambda: time.time() - _APP_LAG)
     client = app.test_client()
     ids = [f"pay-{n}" for n in range(6)]
     for id in ids:
@@ -333,7 +341,30 @@ def test_events_sent_in_parallel_with_two_workers_are_applied_exactly_once(
         for thread in pool:
             thread.join(120)
         assert set(answers) == {200}, answers
-        for id in ids:
+
+        def on_workers_time() -> bool:
+            # A worker has run a cycle of each: its next bill is due on the workers' clock.
+            with app.app_context():
+                db.session.rollback()
+                due = [runtime.describe(runtime.get(id))["state"]["_nextPaymentAt"] / 1000
+                       for id in ids]
+            return all(at > time.time() - _APP_LAG + 1 for at in due)
+        wait_until(on_workers_time, tmp_path)
+        for id in ids:               # usage that only a worker can bill (at its next cycle)
+            event = {"id": id, "item": f"last-{id}", "key": None}
+            events.append(event)
+            answer = client.post(f"/api/workflows/{id}/events", json={
+                "name": "add_usage", "payload": {"item": event["item"], "amount": 1}})
+            assert answer.status_code == 200, answer.json
+            accepted.append((id, event["item"]))
+
+        def all_billed() -> bool:
+            with app.app_context():
+                db.session.rollback()
+                return all(not runtime.describe(runtime.get(id))["state"]["currentUsages"]
+                           for id in ids)
+        wait_until(all_billed, tmp_path)
+        for id in ids:               # a cancel bills what is left at once: nothing is
             answer = client.post(f"/api/workflows/{id}/events",
                                  json={"name": "cancel", "idempotency_key": "stop"})
             assert answer.status_code == 200, answer.json
@@ -352,6 +383,7 @@ def test_events_sent_in_parallel_with_two_workers_are_applied_exactly_once(
             finish(proc, tmp_path, timeout=30)
 
     billed = collections.Counter()
+    last_bills: dict[str, str] = {}
     with app.app_context():
         db.session.rollback()
         assert runtime.status_counts() == {"finished": len(ids)}
@@ -360,6 +392,8 @@ def test_events_sent_in_parallel_with_two_workers_are_applied_exactly_once(
             assert doc["state"]["currentUsages"] == []
             for receipt in doc["state"]["receipts"]:
                 billed.update((id, usage["item"]) for usage in receipt["usages"])
+                if any(usage["item"] == f"last-{id}" for usage in receipt["usages"]):
+                    last_bills[id] = f":send_receipt_email_{receipt['cycle']}"
             delivered = [e for e in doc["logs"] if e["type"] == "event_received"
                          and e["values"]["name"] == "add_usage"]
             assert len(delivered) == sum(1 for wf, _ in set(accepted) if wf == id)
@@ -372,7 +406,12 @@ def test_events_sent_in_parallel_with_two_workers_are_applied_exactly_once(
                                                                if e["key"])
     visits = collections.Counter((tag, key) for tag, key, _ in runs(path))
     assert visits and set(visits.values()) == {1}        # no bill (no step visit) ran twice
-    assert {pid for _, _, pid in runs(path)} - {os.getpid()}    # the workers billed some
+    # Each workflow's last usage came after a worker had taken its cycle onto the workers'
+    # clock, so only a worker could bill it.
+    by_worker = {(tag, key) for tag, key, pid in runs(path) if pid != os.getpid()}
+    assert sorted(last_bills) == sorted(ids)
+    for id, key_end in last_bills.items():
+        assert any(tag == id and key.endswith(key_end) for tag, key in by_worker), id
     bills = sum(1 for (tag, key) in visits if ":step_send_receipt:" in key)
     with app.app_context():
         receipts = sum(len(runtime.snapshot(id)["state"]["receipts"]) for id in ids)
