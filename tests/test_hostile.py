@@ -548,7 +548,7 @@ def test_a_worker_told_to_exit_when_idle_waits_out_a_locked_database(locked, clo
     with locked.app.app_context():
         with pytest.raises(runtime.Unavailable):         # busy is not "nothing is due"
             runtime.run_due()
-    runner = runtime.Runner(locked.app, interval=0, exit_when_idle=True)
+    runner = runtime.Runner(locked.app.extensions["tinyflow"], interval=0)
     passes, tick = [], runner.tick
 
     def counted_tick():
@@ -557,7 +557,7 @@ def test_a_worker_told_to_exit_when_idle_waits_out_a_locked_database(locked, clo
             locked.unlock()                              # the other writer is done
         return tick()
     runner.tick = counted_tick
-    runner.run()
+    assert runner.work(burst=True) == 1
     assert passes == [1, 2, 3]                           # busy, ran the workflow, idle
     with locked.app.app_context():
         [wait] = runtime.describe(runtime.get("u"))["pending"]
@@ -580,7 +580,7 @@ def test_an_event_committed_before_the_lock_came_is_answered_as_accepted(locked)
     start(client, "guess_game", "g")
     locked.time.on_retry = None
     commits = []
-    real_write = store.write
+    real_write = store.Store.write
 
     def write(*args, **kwargs):       # the event's commit passes; the lock comes right after
         commits.append(1)
@@ -589,7 +589,7 @@ def test_an_event_committed_before_the_lock_came_is_answered_as_accepted(locked)
         return real_write(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(store, "write", write)
+        patch.setattr(store.Store, "write", write)
         response = client.post("/api/workflows/g/events", json={"name": "event_ask_0",
                                                                 "payload": -1})
     locked.unlock()

@@ -8,6 +8,7 @@ import runtime_flows
 from sqlalchemy import event, update
 
 from webapp import runtime, store
+from webapp.runtime import answers
 from webapp.store import db
 
 FLOWS = {"TINYFLOW_FLOWS": ["flows", "runtime_flows"]}
@@ -74,7 +75,7 @@ def test_start_keeps_the_given_id_and_state_and_answers_iso_times(rt, clock):
     [timer] = wf["pending"]
     assert timer["type"] == "timer" and timer["key"] == "wait_before_promotion_email"
     due = timer["resumeAfter"] / 1000
-    assert wf["wake_at"] == runtime._iso(round(due * 1000))
+    assert wf["wake_at"] == answers.iso(round(due * 1000))
     assert runtime.get("user-1").wake_at == timer["resumeAfter"]
 
 
@@ -235,12 +236,12 @@ def test_retry_runs_the_failed_action_again(rt, tmp_path):
 
 def test_each_commit_appends_only_the_new_log_entries(rt):
     runtime.start("interval_payment", {"userEmail": "a@b.c"}, id="p")
-    first = [tuple(r) for r in store.log_rows("p")]
+    first = [tuple(r) for r in runtime.current().store.log_rows("p")]
     runtime.send("p", "add_usage", {"item": "i", "amount": 1})
     runtime.advance("p", 11)
-    rows = [tuple(r) for r in store.log_rows("p")]
+    rows = [tuple(r) for r in runtime.current().store.log_rows("p")]
     assert rows[:len(first)] == first                          # never rewritten
-    assert [r.n for r in store.log_rows("p")] == list(range(1, len(rows) + 1))
+    assert [r.n for r in runtime.current().store.log_rows("p")] == list(range(1, len(rows) + 1))
     assert runtime.get("p").log_count == len(rows)
 
 
@@ -278,11 +279,11 @@ def test_an_event_written_meanwhile_is_redone_not_overwritten(rt, monkeypatch):
     reloads and applies its event on top of the first one's."""
     app = rt
     runtime.start("interval_payment", {"userEmail": "a@b.c"}, id="p")
-    real_engine = runtime._engine
+    real_engine = runtime.Runtime._engine
     interfered = []
 
-    def engine_then_interfere(row):
-        wf = real_engine(row)
+    def engine_then_interfere(self, row):
+        wf = real_engine(self, row)
         if not interfered:
             interfered.append(1)
 
@@ -293,7 +294,7 @@ def test_an_event_written_meanwhile_is_redone_not_overwritten(rt, monkeypatch):
             thread.start()
             thread.join()
         return wf
-    monkeypatch.setattr(runtime, "_engine", engine_then_interfere)
+    monkeypatch.setattr(runtime.Runtime, "_engine", engine_then_interfere)
     runtime.send("p", "add_usage", {"item": "mine", "amount": 2})
     items = [u["item"] for u in row_state("p")["currentUsages"]]
     assert sorted(items) == ["mine", "other"]

@@ -68,4 +68,4 @@ def test_a_database_without_the_triggers_gets_them_and_its_counts_on_start(
         assert runtime.status_counts() == counted_live() == {
             "finished": 1, "waiting": 1, "cancelled": 1, "running": 1}
         runtime.start("simple")
-        assert store.count_by_status()["finished"] == 2
+        assert runtime.current().store.count_by_status()["finished"] == 2

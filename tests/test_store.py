@@ -73,10 +73,10 @@ def test_writes_are_version_checked(any_db_app):
         row = runtime.start("guess_game", id="g")
         values = {"step": row.step, "version": row.version + 1, "updated_at": row.updated_at}
         with pytest.raises(store.Stale):
-            store.write("g", row.version - 1, values, [])
+            runtime.current().store.write("g", row.version - 1, values, [])
         with pytest.raises(store.Stale):
-            store.write("missing", 1, values, [])
-        store.write("g", row.version, values, [])
+            runtime.current().store.write("missing", 1, values, [])
+        runtime.current().store.write("g", row.version, values, [])
         assert runtime.get("g").version == row.version + 1
 
 
@@ -86,7 +86,7 @@ def test_an_insert_of_a_taken_id_is_a_duplicate_and_writes_nothing(any_db_app):
         values = {c: getattr(row, c) for c in store.WORKFLOW.c.keys() if c != "id"}
         logs = store.log_params("s", row.log_count + 1, [{"type": "x", "values": {}}])
         with pytest.raises(store.Duplicate):
-            store.write("s", None, values, logs)
+            runtime.current().store.write("s", None, values, logs)
         assert len(runtime.all_logs("s")) == row.log_count
 
 
@@ -128,7 +128,7 @@ def test_the_list_and_the_runner_queries_use_indexes(app, clock):
                  "state": "{}", "cache": "{}", "system": "{}", "inbox": None, "error": None,
                  "wake_at": None, "lease_owner": None, "lease_expires": None, "version": 1,
                  "log_count": 0, "created_at": i, "updated_at": i} for i in range(2000)]
-        store.insert_many(rows, [])
+        runtime.current().store.insert_many(rows, [])
         db.session.execute(text("ANALYZE"))
         plans = {
             "page": query_plan(app, lambda: runtime.list_workflows(limit=50)),
@@ -156,11 +156,11 @@ def test_lease_columns_are_set_while_running_and_cleared_after(any_db_app, clock
         db.session.execute(update(store.WORKFLOW).where(store.WORKFLOW.c.id == "g")
                            .values(wake_at=0))
         db.session.commit()
-        [claimed] = store.claim_due(round(clock() * 1000), ["guess_game"], "me", 1000, 10)
+        [claimed] = runtime.current().store.claim_due(round(clock() * 1000), ["guess_game"], "me", 1000, 10)
         assert claimed.lease_owner == "me" and claimed.version == version + 1
-        assert store.claim_due(round(clock() * 1000), ["guess_game"], "other", 1000, 10) == []
+        assert runtime.current().store.claim_due(round(clock() * 1000), ["guess_game"], "other", 1000, 10) == []
         later = round(clock() * 1000) + 1001                      # the lease ran out
-        [taken] = store.claim_due(later, ["guess_game"], "other", 1000, 10)
+        [taken] = runtime.current().store.claim_due(later, ["guess_game"], "other", 1000, 10)
         assert taken.lease_owner == "other"
 
 
@@ -205,6 +205,6 @@ def test_a_claim_whose_candidates_another_worker_leased_first_reads_again(app, c
 
     monkeypatch.setattr(store._UPDATE_WORKFLOW, "run", run_after_the_other_worker)
     with app.app_context():
-        rows = store.claim_due(int(clock() * 1000), ["user_onboarding"], "me", 60_000, 1)
+        rows = runtime.current().store.claim_due(int(clock() * 1000), ["user_onboarding"], "me", 60_000, 1)
     assert [row.id for row in rows] != raced and len(rows) == 1
     assert rows[0].lease_owner == "me"

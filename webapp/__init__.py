@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from pathlib import Path
 
 from flask import Flask
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
+ROOT = PACKAGE.parent
 
 
 def _secret_key(instance: Path) -> str:
@@ -44,33 +44,40 @@ def _secret_key(instance: Path) -> str:
     raise RuntimeError(f"cannot keep a secret key in {path}")
 
 
+def _folder(name: str) -> str:
+    """``templates`` or ``static``: inside the package when installed, else the checkout's."""
+    inside = PACKAGE / name
+    return str(inside if inside.is_dir() else ROOT / name)
+
+
 def create_app(config: dict | None = None) -> Flask:
-    """The app factory: config, database, blueprints and the background runner."""
-    app = Flask(
-        __name__,
-        instance_relative_config=True,
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
-    )
-    instance = Path(os.environ.get("TINYFLOW_INSTANCE", app.instance_path))
+    """The app factory: settings, database, the app's Runtime, blueprints and the runner.
+
+    Every TINYFLOW_* setting comes from ``config`` if given there, else from the environment
+    (``webapp.runtime.settings``); Flask's own keys (SQLALCHEMY_DATABASE_URI, TESTING, ...)
+    may be given in ``config`` too.
+    """
+    from .runtime import Settings, init_app as init_runtime
+
+    config = dict(config or {})
+    settings = Settings.load(config)
+    app = Flask(__name__, instance_relative_config=True,
+                template_folder=_folder("templates"), static_folder=_folder("static"))
+    instance = Path(settings["TINYFLOW_INSTANCE"] or app.instance_path)
     app.instance_path = str(instance)
     instance.mkdir(parents=True, exist_ok=True)
     app.config.from_mapping(
-        SQLALCHEMY_DATABASE_URI=os.environ.get("TINYFLOW_DATABASE_URL")
+        SQLALCHEMY_DATABASE_URI=settings["TINYFLOW_DATABASE_URL"]
         or f"sqlite:///{instance / 'tiny-workflow.sqlite'}",
-        TINYFLOW_FLOWS=os.environ.get("TINYFLOW_FLOWS", "flows").split(","),
-        TINYFLOW_RUNNER=False,
-        TINYFLOW_CLOCK=time.time,
-        TINYFLOW_MAX_PAYLOAD=int(os.environ.get("TINYFLOW_MAX_PAYLOAD") or 256 * 1024),
-        SECRET_KEY=os.environ.get("TINYFLOW_SECRET_KEY") or _secret_key(instance),
+        SECRET_KEY=settings["TINYFLOW_SECRET_KEY"] or _secret_key(instance),
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(settings["TINYFLOW_SECURE_COOKIES"]),
     )
-    if config:
-        app.config.update(config)
+    app.config.update(settings)
+    app.config.update(config)
+    app.config["TINYFLOW_DATABASE_URL"] = app.config["SQLALCHEMY_DATABASE_URI"]
 
-    from . import store
-
-    store.init_app(app)
+    init_runtime(app)           # the app's Runtime: its settings are app.config
 
     from .views import access, api, flows, workflows
 

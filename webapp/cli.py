@@ -1,7 +1,6 @@
-"""The ``tiny-workflow`` command: serve, worker, demo, play, import, export, list, send."""
+"""The ``tiny-workflow`` command: serve, worker, demo, play, start, import, export, list,
+send."""
 from __future__ import annotations
-
-import os
 
 import click
 from flask.cli import FlaskGroup
@@ -14,8 +13,15 @@ CLI_FLOWS = ["flows", "webapp.demo_flows"]
 
 
 def cli_app():
-    """The app the commands use: ``TINYFLOW_FLOWS`` if set, else the examples and the demo's."""
-    return create_app(None if "TINYFLOW_FLOWS" in os.environ else {"TINYFLOW_FLOWS": CLI_FLOWS})
+    """The app the commands use: ``TINYFLOW_FLOWS`` if set, else the examples and the demo's.
+    A setting that cannot be used is a one-line error."""
+    from .runtime import FlowsError, SettingError
+    from .runtime.settings import is_set
+
+    try:
+        return create_app(None if is_set("TINYFLOW_FLOWS") else {"TINYFLOW_FLOWS": CLI_FLOWS})
+    except (FlowsError, SettingError) as error:
+        raise click.ClickException(str(error)) from None
 
 
 @click.group(cls=FlaskGroup, create_app=cli_app, add_default_commands=False,
@@ -56,43 +62,70 @@ def _problem(error) -> click.ClickException:
     return click.ClickException(f"{error} ({error.code})")
 
 
+def _runner_options(command):
+    """--batch and --lease-seconds, shared by ``worker`` and ``serve``."""
+    command = click.option(
+        "--lease-seconds", type=click.FloatRange(min=0.1), default=None,
+        help="How long a claim lasts before another worker may take the workflow over "
+             "(default: TINYFLOW_LEASE_SECONDS, 60).")(command)
+    return click.option("--batch", type=click.IntRange(1), default=20, show_default=True,
+                        help="Workflows claimed at a time.")(command)
+
+
 @main.command()
 @click.option("--poll", type=click.FloatRange(0.01), default=1.0, show_default=True,
               help="Seconds to wait before looking again when nothing is due.")
-@click.option("--batch", type=int, default=20, show_default=True,
-              help="Workflows claimed at a time.")
-@click.option("--lease-seconds", type=float, default=None,
-              help="How long a claim lasts before another worker may take the workflow over "
-                   "(default: TINYFLOW_LEASE_SECONDS, 60).")
+@_runner_options
 @click.option("--exit-when-idle", is_flag=True, help="Stop once nothing is due.")
-@click.option("--clock-offset", type=float, default=0.0, envvar="TINYFLOW_CLOCK_OFFSET",
-              hidden=True, help="Seconds added to the clock (for drills and tests).")
-def worker(poll, batch, lease_seconds, exit_when_idle, clock_offset):
+def worker(poll, batch, lease_seconds, exit_when_idle):
     """Run due workflows (timers, retries, runs whose worker died) until stopped."""
     import signal
 
-    from flask import current_app
+    from . import runtime
 
-    from . import runtime, store
-
-    app = current_app._get_current_object()
+    rt = runtime.current()
     if lease_seconds:
-        app.config["TINYFLOW_LEASE_SECONDS"] = lease_seconds
-    if clock_offset:
-        clock = app.config["TINYFLOW_CLOCK"]
-        app.config["TINYFLOW_CLOCK"] = lambda: clock() + clock_offset
-    runner = runtime.Runner(app, interval=poll, batch=batch, exit_when_idle=exit_when_idle,
-                            owner=runtime.owner_id("worker"))
-    url = store.db.engine.url.render_as_string(hide_password=True)
-    click.echo(f"worker {runner.owner} on {url}; flows: {', '.join(sorted(runtime.registry()))}")
+        rt.settings["TINYFLOW_LEASE_SECONDS"] = lease_seconds
+    runner = runtime.Runner(rt, interval=poll, batch=batch, owner=runtime.owner_id("worker"))
+    click.echo(f"worker {runner.owner} on {rt.store.url}; flows: {', '.join(sorted(rt.flows))}")
     previous = signal.signal(signal.SIGTERM, lambda *_: runner.stopped.set())
     try:
-        runner.run()   # in this thread: the process is the worker
+        runner.work(burst=exit_when_idle)   # in this thread: the process is the worker
     except KeyboardInterrupt:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
     click.echo("worker stopped")
+
+
+class _Refused(click.ClickException):
+    """A one-line refusal of the command line's input (exit status 2, as click's own)."""
+
+    exit_code = 2
+
+
+@main.command()
+@click.argument("flow")
+@click.argument("state", required=False)
+@click.option("--id", "id", help="The new workflow's id (default: a random one).")
+def start(flow, state, id):
+    """Start a workflow of FLOW with STATE (a JSON object) and print it as the API answers."""
+    import json
+
+    from . import runtime
+
+    if state is not None:
+        try:
+            state = json.loads(state)
+        except ValueError as error:
+            raise _Refused(f"STATE is not JSON: {error}") from None
+    try:
+        record = runtime.start(flow, state, id=id)
+    except runtime.RuntimeProblem as error:
+        if error.status in (404, 422):
+            raise _Refused(f"{error} ({error.code})") from None
+        raise _problem(error) from None
+    click.echo(json.dumps(runtime.describe(record), indent=2, ensure_ascii=False))
 
 
 @main.command("import")
@@ -167,13 +200,10 @@ def send(id, name, payload, idempotency_key):
     import json
 
     from . import runtime
+    from .runtime import inputs
 
-    if payload is not None:
-        try:
-            payload = json.loads(payload)
-        except ValueError:
-            pass
     try:
+        payload = inputs.json_or_text(payload)
         row = runtime.send(id, name, payload, idempotency_key=idempotency_key)
     except runtime.RuntimeProblem as error:
         raise _problem(error) from None
@@ -181,12 +211,13 @@ def send(id, name, payload, idempotency_key):
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="TINYFLOW_HOST",
-              help="Address to listen on (only this machine by default; 0.0.0.0: every "
-                   "interface, then set TINYFLOW_AUTH_TOKEN).")
+@click.option("--host", default=None,
+              help="Address to listen on (default: TINYFLOW_HOST, 127.0.0.1: only this machine; "
+                   "0.0.0.0: every interface, then set TINYFLOW_AUTH_TOKEN).")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--threads", default=8, show_default=True, type=int, help="Request threads.")
-def serve(host, port, threads):
+@_runner_options
+def serve(host, port, threads, batch, lease_seconds):
     """Run the dashboard and the API with waitress, and the runner that fires due timers
     (not in read-only mode, TINYFLOW_READ_ONLY, where it only shows what is there)."""
     import ipaddress
@@ -198,6 +229,10 @@ def serve(host, port, threads):
     from . import diagram, runtime
 
     app = current_app._get_current_object()
+    rt = runtime.current()
+    host = host or rt.settings["TINYFLOW_HOST"]
+    if lease_seconds:
+        rt.settings["TINYFLOW_LEASE_SECONDS"] = lease_seconds
     try:
         local = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -210,7 +245,7 @@ def serve(host, port, threads):
         click.echo("Read-only (TINYFLOW_READ_ONLY): no forms, no changes, no runner.")
     else:
         app.config["TINYFLOW_RUNNER"] = True
-        runtime.start_runner(app)   # fires due timers and resumes running workflows meanwhile
+        runtime.start_runner(app, batch=batch)   # fires due timers, resumes running workflows
     # Load the WebAssembly Graphviz (about a second) now, not on the first page with a diagram.
     threading.Thread(target=diagram.warm_up, name="diagram-warm-up", daemon=True).start()
     click.echo(f"tiny-workflow dashboard on http://{host}:{port}/workflows (Ctrl+C stops it)")

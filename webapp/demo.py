@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from flask import current_app
-
 from . import runtime
 from .runtime import NotFound
 
@@ -17,21 +15,9 @@ MINUTE, HOUR = 60.0, 3600.0
 FIRST_ID = "demo-simple-1"
 
 
-class DemoClock:
-    """The app's clock while the demo is made: each runtime call sets it to its ``now``, so the
-    rows' created and updated times tell the same story as the audit log."""
-
-    def __init__(self, now: float):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def fill(now: float | None = None) -> Counter:
     """Create the demo workflows; return how many ended in each status (empty if already there)."""
-    config = current_app.config
-    base = float(now if now is not None else config["TINYFLOW_CLOCK"]())
+    base = float(now if now is not None else runtime.current().clock())
     try:
         runtime.get(FIRST_ID)
         return Counter()
@@ -39,20 +25,14 @@ def fill(now: float | None = None) -> Counter:
         pass
     flows = runtime.registry()
     made = []
-    real_clock = config["TINYFLOW_CLOCK"]
-    config["TINYFLOW_CLOCK"] = DemoClock(base)
-    try:
-        for flow, build in SCENES:
-            if flow in flows:
-                made.extend(build(base))
-    finally:
-        config["TINYFLOW_CLOCK"] = real_clock
+    for flow, build in SCENES:
+        if flow in flows:
+            made.extend(build(base))
     return Counter(runtime.summary(runtime.get(wf_id))["status"] for wf_id in made)
 
 
 def at(t: float) -> float:
-    """``now=at(t)``: run a step of the story at ``t``, row times included."""
-    current_app.config["TINYFLOW_CLOCK"].now = t
+    """``now=at(t)``: run a step of the story at ``t`` (its row times follow)."""
     return t
 
 

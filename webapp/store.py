@@ -1,20 +1,22 @@
-"""Storage: the tables (flask-sqlalchemy models) and the queries the runtime makes.
+"""Storage: the tables (flask-sqlalchemy models) and ``Store``, the queries the runtime makes.
 
 One row per workflow, its JSON parts as text; one row per audit-log entry, appended and never
 rewritten. Times in the tables are epoch milliseconds (UTC). Every write is a version-checked
 statement, so two writers never overwrite each other: the loser gets ``Stale`` and redoes.
+
+A ``Store`` works on a SQLAlchemy scoped session: flask-sqlalchemy's ``db.session`` inside the
+Flask app, or one of its own (``Store.connect(url)``) for a script with no Flask app.
 """
 from __future__ import annotations
 
 import json
 import time
-from types import SimpleNamespace
+from dataclasses import dataclass, fields, replace
 
-from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import (BigInteger, ForeignKey, Index, String, Text, bindparam, event, exc,
-                        insert, or_, select, text, tuple_, update)
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import (BigInteger, ForeignKey, Index, String, Text, bindparam, create_engine,
+                        event, exc, func, insert, or_, select, text, tuple_, update)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_session, sessionmaker
 
 SCHEMA_VERSION = 1
 _LOCK_RETRIES = 4  # a commit that finds SQLite locked past its busy timeout is tried again
@@ -111,9 +113,38 @@ class StatusCount(db.Model):
     n: Mapped[int]
 
 
-class Record(SimpleNamespace):
-    """A workflow row as some write left it, detached: a WorkflowRow's attributes without the
-    ORM's per-object bookkeeping (the runtime makes one at every commit)."""
+@dataclass(slots=True)
+class Record:
+    """A workflow as the runtime and the views see it: the columns of its row, detached (the
+    store maps every read to one and every write from one; no ORM object travels)."""
+
+    id: str
+    flow: str
+    step: str
+    status: str
+    state: str
+    cache: str
+    system: str
+    inbox: str | None
+    error: str | None
+    wake_at: int | None
+    lease_owner: str | None
+    lease_expires: int | None
+    version: int
+    log_count: int
+    created_at: int
+    updated_at: int
+
+    @classmethod
+    def of(cls, row) -> Record:
+        """The record of a database row (a Core row with the workflow table's columns)."""
+        return cls(*row)
+
+    def changed(self, **values) -> Record:
+        return replace(self, **values)
+
+
+_COLUMNS = tuple(f.name for f in fields(Record))
 
 
 WORKFLOW = WorkflowRow.__table__
@@ -141,181 +172,49 @@ class SchemaTooNew(RuntimeError):
 dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+assert tuple(WORKFLOW.c.keys()) == _COLUMNS, "Record's fields are the workflow table's columns"
+
+
 # -- setup ------------------------------------------------------------------------------------
 
-def init_app(app: Flask) -> None:
-    """Bind the database to ``app``, tune SQLite, create the tables on first start and refuse
-    a schema newer than this code."""
+def init_app(app, settings) -> Store:
+    """Bind flask-sqlalchemy's ``db`` to ``app``, tune SQLite, create the tables on first start
+    (refusing a schema newer than this code); the app's Store, on ``db.session``."""
     db.init_app(app)
     with app.app_context():
         for engine in db.engines.values():
-            if engine.dialect.name == "sqlite":
-                event.listen(engine, "connect", _sqlite_pragmas(app.config))
-        _create_schema(app)
+            _tune(engine, settings)
+        store = Store(db.session)
+        store.create_schema()
+    return store
 
 
-def _sqlite_pragmas(config):
-    synchronous = config.get("TINYFLOW_SQLITE_SYNCHRONOUS", "FULL")
-    busy_ms = int(config.get("TINYFLOW_SQLITE_BUSY_MS", 5000))
+def _tune(engine, settings) -> None:
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas(settings["TINYFLOW_SQLITE_SYNCHRONOUS"],
+                                                        settings["TINYFLOW_SQLITE_BUSY_MS"]))
 
+
+def _sqlite_pragmas(synchronous: str, busy_ms: int):
     def on_connect(dbapi_connection, _record):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cursor.close()
     return on_connect
 
 
-def _create_schema(app: Flask) -> None:
-    for attempt in range(3):
-        try:
-            db.create_all()
-            found = db.session.execute(
-                select(Meta.value).where(Meta.key == "schema_version")).scalar()
-            if found is None:
-                db.session.execute(insert(Meta).values(key="schema_version",
-                                                       value=str(SCHEMA_VERSION)))
-                db.session.commit()
-            _keep_counts()
-            break
-        except (exc.OperationalError, exc.ProgrammingError, exc.IntegrityError):
-            # Another process is creating the same tables right now: look again.
-            db.session.rollback()
-            if attempt == 2:
-                raise
-            time.sleep(0.2)
-    db.session.remove()
-    if int(found or SCHEMA_VERSION) > SCHEMA_VERSION:
-        url = db.engine.url.render_as_string(hide_password=True)
-        raise SchemaTooNew(
-            f"the database {url} has schema version {found}, newer than this tiny-workflow "
-            f"understands ({SCHEMA_VERSION}); upgrade tiny-workflow or use another database "
-            "(TINYFLOW_DATABASE_URL)")
-
-
-def _add_one(row: str) -> str:
-    return (f"INSERT INTO workflow_count (flow, status, n) VALUES ({row}.flow, {row}.status, 1) "
-            "ON CONFLICT (flow, status) DO UPDATE SET n = n + 1;")
-
-
-def _take_one(row: str) -> str:
-    return f"UPDATE workflow_count SET n = n - 1 WHERE flow = {row}.flow AND status = {row}.status;"
-
-
 _COUNT_TRIGGERS = {
-    "workflow_count_insert": f"AFTER INSERT ON workflow BEGIN {_add_one('new')} END",
+    "workflow_count_insert": "AFTER INSERT ON workflow BEGIN {add_new} END",
     "workflow_count_update": "AFTER UPDATE OF flow, status ON workflow WHEN old.flow IS NOT "
                              "new.flow OR old.status IS NOT new.status BEGIN "
-                             f"{_take_one('old')} {_add_one('new')} END",
-    "workflow_count_delete": f"AFTER DELETE ON workflow BEGIN {_take_one('old')} END",
+                             "{take_old} {add_new} END",
+    "workflow_count_delete": "AFTER DELETE ON workflow BEGIN {take_old} END",
 }
-
-
-def _counted() -> bool:
-    """Whether workflow_count holds the counts (SQLite)."""
-    return db.session.get_bind().dialect.name == "sqlite"
-
-
-def _keep_counts() -> None:
-    """SQLite: make the triggers that keep workflow_count where they are missing (a database
-    made before them), and count every workflow once, in the same transaction."""
-    if not _counted():
-        return
-    have = set(db.session.execute(
-        text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
-    if have.issuperset(_COUNT_TRIGGERS):
-        return
-    db.session.execute(COUNT.delete())   # opens the transaction the triggers are made in
-    for name, body in _COUNT_TRIGGERS.items():
-        db.session.execute(text(f"CREATE TRIGGER IF NOT EXISTS {name} {body}"))
-    db.session.execute(insert(COUNT).from_select(
-        ["flow", "status", "n"],
-        select(WORKFLOW.c.flow, WORKFLOW.c.status, db.func.count())
-        .group_by(WORKFLOW.c.flow, WORKFLOW.c.status)))
-    db.session.commit()
-
-
-# -- reading ----------------------------------------------------------------------------------
-
-_LOAD = select(WORKFLOW).where(WORKFLOW.c.id == bindparam("id"))
-
-
-def load(id: str):
-    """The workflow row as it is in the database now: a plain row with a WorkflowRow's
-    attributes (every call of the API reads one; the ORM's objects cost several times more)."""
-    return db.session.execute(_LOAD, {"id": id}).first()
-
-
-def exists(ids) -> set[str]:
-    """Which of ``ids`` are taken."""
-    ids = list(ids)
-    found: set[str] = set()
-    for i in range(0, len(ids), 500):
-        found.update(db.session.execute(
-            select(WORKFLOW.c.id).where(WORKFLOW.c.id.in_(ids[i:i + 500]))).scalars())
-    return found
-
-
-def has_event_key(id: str, key: str) -> bool:
-    return db.session.execute(select(EVENT_KEY.c.key).where(
-        EVENT_KEY.c.workflow_id == id, EVENT_KEY.c.key == key)).first() is not None
-
-
-def _filters(stmt, flows=(), statuses=(), q=None):
-    if flows:
-        stmt = stmt.where(WORKFLOW.c.flow.in_(list(flows)))
-    if statuses:
-        stmt = stmt.where(WORKFLOW.c.status.in_(list(statuses)))
-    if q:
-        stmt = stmt.where(WORKFLOW.c.id.contains(q, autoescape=True))
-    return stmt
-
-
-def page(flows=(), statuses=(), q=None, after: tuple[int, str] | None = None,
-         limit: int = 50) -> list:
-    """Up to ``limit`` rows (plain rows with a WorkflowRow's attributes: a list has no use for
-    the ORM's objects, which cost more to make), newest updated first, after the keyset
-    position ``after``."""
-    stmt = _filters(select(WORKFLOW), flows, statuses, q)
-    if after is not None:
-        stmt = stmt.where(tuple_(WORKFLOW.c.updated_at, WORKFLOW.c.id) < tuple_(*after))
-    stmt = stmt.order_by(WORKFLOW.c.updated_at.desc(), WORKFLOW.c.id.desc()).limit(limit)
-    return db.session.execute(stmt).all()
-
-
-def count_by_status(flows=(), q=None) -> dict[str, int]:
-    """``{status: count}`` of the workflows of ``flows`` (all when empty) whose id contains
-    ``q``; statuses without any are left out. Without ``q``, SQLite's are looked up."""
-    if not q and _counted():
-        stmt = select(COUNT.c.status, db.func.sum(COUNT.c.n)).group_by(COUNT.c.status)
-        if flows:
-            stmt = stmt.where(COUNT.c.flow.in_(list(flows)))
-        return {status: int(n) for status, n in db.session.execute(stmt) if n}
-    stmt = _filters(select(WORKFLOW.c.status, db.func.count()), flows, (), q)
-    return dict(db.session.execute(stmt.group_by(WORKFLOW.c.status)).all())
-
-
-def log_rows(id: str, type=None, step=None, after: int = 0, limit: int | None = None):
-    """Audit-log rows of workflow ``id`` with n > ``after``, oldest first."""
-    stmt = select(LOG).where(LOG.c.workflow_id == id, LOG.c.n > after)
-    if type:
-        stmt = stmt.where(LOG.c.type == type)
-    if step:
-        stmt = stmt.where(LOG.c.step == step)
-    stmt = stmt.order_by(LOG.c.n)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return db.session.execute(stmt).all()
-
-
-# -- writing ----------------------------------------------------------------------------------
-
-def log_params(id: str, first_n: int, entries) -> list[dict]:
-    """Rows for audit-log ``entries`` (engine format), numbered from ``first_n``."""
-    return [{"workflow_id": id, "n": first_n + i, "type": e["type"], "step": e.get("_step"),
-             "at": e.get("_at"), "values_json": dumps(e.get("values") or {})}
-            for i, e in enumerate(entries)]
+_ADD_NEW = ("INSERT INTO workflow_count (flow, status, n) VALUES (new.flow, new.status, 1) "
+            "ON CONFLICT (flow, status) DO UPDATE SET n = n + 1;")
+_TAKE_OLD = "UPDATE workflow_count SET n = n - 1 WHERE flow = old.flow AND status = old.status;"
 
 
 class _Prepared:
@@ -333,7 +232,7 @@ class _Prepared:
         self._compiled: dict[tuple, tuple[str, list[str] | None]] = {}
 
     def run(self, connection, params: dict | list[dict]) -> int:
-        """Execute on ``connection`` (the session's: ``db.session.connection()``) with one row
+        """Execute on ``connection`` (the session's: ``session.connection()``) with one row
         of ``params`` (a dict) or many (a list of dicts with the same keys); returns the
         driver's rowcount."""
         many = isinstance(params, list)
@@ -366,110 +265,281 @@ _INSERT_WORKFLOW = _Prepared(insert(WORKFLOW))
 _UPDATE_WORKFLOW = _Prepared(update(WORKFLOW).where(
     WORKFLOW.c.id == bindparam("where_id"), WORKFLOW.c.version == bindparam("where_version")))
 _INSERT_LOG = _Prepared(insert(LOG))
+_LOAD = select(WORKFLOW).where(WORKFLOW.c.id == bindparam("id"))
 
 
-def write(id: str, version: int | None, values: dict, logs: list[dict],
-          event_key: str | None = None) -> None:
-    """Insert (``version`` None) or version-checked update of one workflow row, with its new
-    log rows (and an idempotency key), in one transaction, committed.
-
-    Raises Stale when the row is not at ``version`` any more, Duplicate when the id or the key
-    is taken, Busy when SQLite stays locked.
-    """
-    def statements():
-        connection = db.session.connection()
-        if version is None:
-            _INSERT_WORKFLOW.run(connection, {"id": id, **values})
-        elif _UPDATE_WORKFLOW.run(connection,
-                                  {**values, "where_id": id, "where_version": version}) != 1:
-            raise Stale(id)
-        if logs:
-            _INSERT_LOG.run(connection, logs)
-        if event_key is not None:
-            db.session.execute(insert(EVENT_KEY), {"workflow_id": id, "key": event_key,
-                                                   "created_at": values["updated_at"]})
-    transaction(statements)
+def log_params(id: str, first_n: int, entries) -> list[dict]:
+    """Rows for audit-log ``entries`` (engine format), numbered from ``first_n``."""
+    return [{"workflow_id": id, "n": first_n + i, "type": e["type"], "step": e.get("_step"),
+             "at": e.get("_at"), "values_json": dumps(e.get("values") or {})}
+            for i, e in enumerate(entries)]
 
 
-def insert_many(rows: list[dict], logs: list[dict]) -> None:
-    """Insert whole workflows (an import) in one transaction."""
-    def statements():
-        db.session.execute(insert(WORKFLOW), rows)
-        for i in range(0, len(logs), 5000):
-            db.session.execute(insert(LOG), logs[i:i + 5000])
-    transaction(statements)
-
-
-def claim_due(now_ms: int, flows, owner: str, lease_ms: int, limit: int) -> list:
-    """Lease up to ``limit`` workflows of ``flows`` that are due by ``now_ms`` and not leased
-    (or whose lease expired: their runner died). Returns their rows, as leased."""
-    def statements():
-        # Another worker that read the same candidates may lease them all first (on SQLite,
-        # the version check is what keeps workers apart): then read again, past its leases.
-        for _ in range(5):
-            claimed, candidates = attempt()
-            if claimed or not candidates:
-                break
-        return claimed
-
-    def attempt():
-        # "flow || ''" keeps SQLite from choosing a flow index for "flow IN (...)", which
-        # would visit every workflow of those flows; the wake index visits only the due ones.
-        candidates = db.session.execute(
-            select(WORKFLOW)
-            .where(WORKFLOW.c.wake_at <= now_ms, (WORKFLOW.c.flow + "").in_(list(flows)),
-                   or_(WORKFLOW.c.lease_expires.is_(None), WORKFLOW.c.lease_expires < now_ms))
-            .order_by(WORKFLOW.c.wake_at).limit(limit)
-            .with_for_update(skip_locked=True)).all()   # PostgreSQL; SQLite ignores it
-        claimed = []
-        connection = db.session.connection()
-        for row in candidates:
-            done = _UPDATE_WORKFLOW.run(connection, {
-                "lease_owner": owner, "lease_expires": now_ms + lease_ms,
-                "version": row.version + 1, "where_id": row.id, "where_version": row.version})
-            if done == 1:
-                claimed.append(Record(**{
-                    **row._mapping, "lease_owner": owner, "lease_expires": now_ms + lease_ms,
-                    "version": row.version + 1}))
-        return claimed, candidates
-    return transaction(statements)
-
-
-def park(id: str, version: int) -> None:
-    """Take a row out of the runners' way (no wake time, no lease) without touching its data:
-    for a broken snapshot, which running again cannot repair. Stale if it changed meanwhile."""
-    def statements():
-        done = db.session.execute(
-            update(WORKFLOW).where(WORKFLOW.c.id == id, WORKFLOW.c.version == version),
-            {"wake_at": None, "lease_owner": None, "lease_expires": None, "version": version + 1})
-        if done.rowcount != 1:
-            raise Stale(id)
-    transaction(statements)
-
-
-def transaction(statements):
-    """Run ``statements()`` and commit; roll back on any error. A locked SQLite database is
-    tried again a few times, then Busy."""
-    for attempt in range(_LOCK_RETRIES):
-        try:
-            result = statements()
-            db.session.commit()
-            return result
-        except exc.IntegrityError as error:
-            db.session.rollback()
-            raise Duplicate(str(error.orig)) from None
-        except exc.OperationalError as error:
-            db.session.rollback()
-            if not _locked(error):
-                raise
-            if attempt == _LOCK_RETRIES - 1:
-                raise Busy("the database stayed locked; try again") from error
-            time.sleep(0.05 * (attempt + 1))
-        except BaseException:
-            db.session.rollback()
-            raise
+def _filters(stmt, flows=(), statuses=(), q=None):
+    if flows:
+        stmt = stmt.where(WORKFLOW.c.flow.in_(list(flows)))
+    if statuses:
+        stmt = stmt.where(WORKFLOW.c.status.in_(list(statuses)))
+    if q:
+        stmt = stmt.where(WORKFLOW.c.id.contains(q, autoescape=True))
+    return stmt
 
 
 def _locked(error: exc.OperationalError) -> bool:
     text = str(error.orig).lower()
     return "locked" in text or "busy" in text
+
+
+class Store:
+    """The runtime's queries and writes, on one scoped session (one session per thread)."""
+
+    def __init__(self, session: scoped_session, *, owned: bool = False):
+        self.session = session
+        self.owned = owned          # a session of our own: ``end()`` closes it after each call
+
+    @classmethod
+    def connect(cls, url: str, settings) -> Store:
+        """A Store with an engine and sessions of its own (no Flask app), its tables made."""
+        options = {}
+        if url.startswith("sqlite") and ":memory:" in url:
+            from sqlalchemy.pool import StaticPool
+            options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        engine = create_engine(url, **options)
+        _tune(engine, settings)
+        store = cls(scoped_session(sessionmaker(bind=engine)), owned=True)
+        store.create_schema()
+        store.end()
+        return store
+
+    @property
+    def url(self) -> str:
+        return self.session.get_bind().url.render_as_string(hide_password=True)
+
+    def end(self) -> None:
+        """End this thread's session if it is our own (its connection goes back to the pool)."""
+        if self.owned:
+            self.session.remove()
+
+    def dispose(self) -> None:
+        self.session.remove()
+        self.session.get_bind().dispose()
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def create_schema(self) -> None:
+        """Create the tables on first start; refuse a schema newer than this code."""
+        session = self.session
+        for attempt in range(3):
+            try:
+                Base.metadata.create_all(session.get_bind())
+                found = session.execute(
+                    select(Meta.value).where(Meta.key == "schema_version")).scalar()
+                if found is None:
+                    session.execute(insert(Meta).values(key="schema_version",
+                                                        value=str(SCHEMA_VERSION)))
+                    session.commit()
+                self._keep_counts()
+                break
+            except (exc.OperationalError, exc.ProgrammingError, exc.IntegrityError):
+                # Another process is creating the same tables right now: look again.
+                session.rollback()
+                if attempt == 2:
+                    raise
+                time.sleep(0.2)
+        url = self.url
+        session.remove()
+        if int(found or SCHEMA_VERSION) > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"the database {url} has schema version {found}, newer than this tiny-workflow "
+                f"understands ({SCHEMA_VERSION}); upgrade tiny-workflow or use another database "
+                "(TINYFLOW_DATABASE_URL)")
+
+    def _counted(self) -> bool:
+        """Whether workflow_count holds the counts (SQLite)."""
+        return self.session.get_bind().dialect.name == "sqlite"
+
+    def _keep_counts(self) -> None:
+        """SQLite: make the triggers that keep workflow_count where they are missing (a
+        database made before them), and count every workflow once, in the same transaction."""
+        if not self._counted():
+            return
+        session = self.session
+        have = set(session.execute(
+            text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
+        if have.issuperset(_COUNT_TRIGGERS):
+            return
+        session.execute(COUNT.delete())   # opens the transaction the triggers are made in
+        for name, body in _COUNT_TRIGGERS.items():
+            body = body.format(add_new=_ADD_NEW, take_old=_TAKE_OLD)
+            session.execute(text(f"CREATE TRIGGER IF NOT EXISTS {name} {body}"))
+        session.execute(insert(COUNT).from_select(
+            ["flow", "status", "n"],
+            select(WORKFLOW.c.flow, WORKFLOW.c.status, func.count())
+            .group_by(WORKFLOW.c.flow, WORKFLOW.c.status)))
+        session.commit()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def load(self, id: str) -> Record | None:
+        """The workflow as it is in the database now."""
+        row = self.session.execute(_LOAD, {"id": id}).first()
+        return None if row is None else Record.of(row)
+
+    def fresh(self) -> None:
+        """End the current read, so the next one sees what others committed since."""
+        self.session.rollback()
+
+    def exists(self, ids) -> set[str]:
+        """Which of ``ids`` are taken."""
+        ids = list(ids)
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            found.update(self.session.execute(
+                select(WORKFLOW.c.id).where(WORKFLOW.c.id.in_(ids[i:i + 500]))).scalars())
+        return found
+
+    def has_event_key(self, id: str, key: str) -> bool:
+        return self.session.execute(select(EVENT_KEY.c.key).where(
+            EVENT_KEY.c.workflow_id == id, EVENT_KEY.c.key == key)).first() is not None
+
+    def page(self, flows=(), statuses=(), q=None, after: tuple[int, str] | None = None,
+             limit: int = 50) -> list[Record]:
+        """Up to ``limit`` workflows, newest updated first, after the keyset position
+        ``after``."""
+        stmt = _filters(select(WORKFLOW), flows, statuses, q)
+        if after is not None:
+            stmt = stmt.where(tuple_(WORKFLOW.c.updated_at, WORKFLOW.c.id) < tuple_(*after))
+        stmt = stmt.order_by(WORKFLOW.c.updated_at.desc(), WORKFLOW.c.id.desc()).limit(limit)
+        return [Record.of(row) for row in self.session.execute(stmt)]
+
+    def count_by_status(self, flows=(), q=None) -> dict[str, int]:
+        """``{status: count}`` of the workflows of ``flows`` (all when empty) whose id contains
+        ``q``; statuses without any are left out. Without ``q``, SQLite's are looked up."""
+        if not q and self._counted():
+            stmt = select(COUNT.c.status, func.sum(COUNT.c.n)).group_by(COUNT.c.status)
+            if flows:
+                stmt = stmt.where(COUNT.c.flow.in_(list(flows)))
+            return {status: int(n) for status, n in self.session.execute(stmt) if n}
+        stmt = _filters(select(WORKFLOW.c.status, func.count()), flows, (), q)
+        return dict(self.session.execute(stmt.group_by(WORKFLOW.c.status)).all())
+
+    def log_rows(self, id: str, type=None, step=None, after: int = 0,
+                 limit: int | None = None):
+        """Audit-log rows of workflow ``id`` with n > ``after``, oldest first."""
+        stmt = select(LOG).where(LOG.c.workflow_id == id, LOG.c.n > after)
+        if type:
+            stmt = stmt.where(LOG.c.type == type)
+        if step:
+            stmt = stmt.where(LOG.c.step == step)
+        stmt = stmt.order_by(LOG.c.n)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return self.session.execute(stmt).all()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def write(self, id: str, version: int | None, values: dict, logs: list[dict],
+              event_key: str | None = None) -> None:
+        """Insert (``version`` None) or version-checked update of one workflow row, with its
+        new log rows (and an idempotency key), in one transaction, committed.
+
+        Raises Stale when the row is not at ``version`` any more, Duplicate when the id or the
+        key is taken, Busy when SQLite stays locked.
+        """
+        def statements():
+            connection = self.session.connection()
+            if version is None:
+                _INSERT_WORKFLOW.run(connection, {"id": id, **values})
+            elif _UPDATE_WORKFLOW.run(connection,
+                                      {**values, "where_id": id, "where_version": version}) != 1:
+                raise Stale(id)
+            if logs:
+                _INSERT_LOG.run(connection, logs)
+            if event_key is not None:
+                self.session.execute(insert(EVENT_KEY), {"workflow_id": id, "key": event_key,
+                                                         "created_at": values["updated_at"]})
+        self.transaction(statements)
+
+    def insert_many(self, rows: list[dict], logs: list[dict]) -> None:
+        """Insert whole workflows (an import) in one transaction."""
+        def statements():
+            self.session.execute(insert(WORKFLOW), rows)
+            for i in range(0, len(logs), 5000):
+                self.session.execute(insert(LOG), logs[i:i + 5000])
+        self.transaction(statements)
+
+    def claim_due(self, now_ms: int, flows, owner: str, lease_ms: int,
+                  limit: int) -> list[Record]:
+        """Lease up to ``limit`` workflows of ``flows`` that are due by ``now_ms`` and not
+        leased (or whose lease expired: their runner died). Returns them, as leased."""
+        session = self.session
+
+        def statements():
+            # Another worker that read the same candidates may lease them all first (on
+            # SQLite, the version check is what keeps workers apart): then read again, past
+            # its leases.
+            for _ in range(5):
+                claimed, candidates = attempt()
+                if claimed or not candidates:
+                    break
+            return claimed
+
+        def attempt():
+            # "flow || ''" keeps SQLite from choosing a flow index for "flow IN (...)", which
+            # would visit every workflow of those flows; the wake index visits only the due.
+            candidates = session.execute(
+                select(WORKFLOW)
+                .where(WORKFLOW.c.wake_at <= now_ms, (WORKFLOW.c.flow + "").in_(list(flows)),
+                       or_(WORKFLOW.c.lease_expires.is_(None),
+                           WORKFLOW.c.lease_expires < now_ms))
+                .order_by(WORKFLOW.c.wake_at).limit(limit)
+                .with_for_update(skip_locked=True)).all()   # PostgreSQL; SQLite ignores it
+            claimed = []
+            connection = session.connection()
+            for row in candidates:
+                done = _UPDATE_WORKFLOW.run(connection, {
+                    "lease_owner": owner, "lease_expires": now_ms + lease_ms,
+                    "version": row.version + 1, "where_id": row.id,
+                    "where_version": row.version})
+                if done == 1:
+                    claimed.append(Record.of(row).changed(
+                        lease_owner=owner, lease_expires=now_ms + lease_ms,
+                        version=row.version + 1))
+            return claimed, candidates
+        return self.transaction(statements)
+
+    def park(self, id: str, version: int) -> None:
+        """Take a row out of the runners' way (no wake time, no lease) without touching its
+        data: for a broken snapshot, which running again cannot repair. Stale if it changed
+        meanwhile."""
+        def statements():
+            done = self.session.execute(
+                update(WORKFLOW).where(WORKFLOW.c.id == id, WORKFLOW.c.version == version),
+                {"wake_at": None, "lease_owner": None, "lease_expires": None,
+                 "version": version + 1})
+            if done.rowcount != 1:
+                raise Stale(id)
+        self.transaction(statements)
+
+    def transaction(self, statements):
+        """Run ``statements()`` and commit; roll back on any error. A locked SQLite database
+        is tried again a few times, then Busy."""
+        session = self.session
+        for attempt in range(_LOCK_RETRIES):
+            try:
+                result = statements()
+                session.commit()
+                return result
+            except exc.IntegrityError as error:
+                session.rollback()
+                raise Duplicate(str(error.orig)) from None
+            except exc.OperationalError as error:
+                session.rollback()
+                if not _locked(error):
+                    raise
+                if attempt == _LOCK_RETRIES - 1:
+                    raise Busy("the database stayed locked; try again") from error
+                time.sleep(0.05 * (attempt + 1))
+            except BaseException:
+                session.rollback()
+                raise

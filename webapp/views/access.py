@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from urllib.parse import urlsplit
 
 from flask import (Blueprint, current_app, redirect, render_template, request, session,
@@ -27,17 +26,10 @@ bp.before_request(web.csrf_protect)
 
 SESSION_KEY = "auth"
 OPEN_ENDPOINTS = frozenset({"static", "access.login", "access.logout"})
-TRUE = frozenset({"1", "true", "yes", "on"})
 
 
 def init_app(app) -> None:
-    """Config from the environment (a test's config wins), the checks, headers and /login."""
-    env = os.environ.get
-    app.config.setdefault("TINYFLOW_AUTH_TOKEN", env("TINYFLOW_AUTH_TOKEN", "").strip() or None)
-    app.config.setdefault("TINYFLOW_AUTH_READS", env("TINYFLOW_AUTH_READS", "").lower() in TRUE)
-    app.config.setdefault("TINYFLOW_READ_ONLY", env("TINYFLOW_READ_ONLY", "").lower() in TRUE)
-    if env("TINYFLOW_SECURE_COOKIES", "").lower() in TRUE:   # served over HTTPS only
-        app.config["SESSION_COOKIE_SECURE"] = True
+    """The checks, headers and /login (the settings are in app.config already)."""
     app.before_request(guard)
     app.after_request(security_headers)
     app.jinja_env.globals.update(can_change=can_change, logged_in=logged_in,

@@ -18,11 +18,6 @@ from werkzeug.exceptions import HTTPException
 from ..engine import Status
 from ..runtime import Invalid
 
-# Pinned htmx build from its CDN with its Subresource Integrity hash (sha384 of
-# dist/htmx.min.js in the npm package htmx.org@2.0.4); the browser refuses any other file.
-HTMX_URL = "https://unpkg.com/htmx.org@2.0.4/dist/htmx.min.js"
-HTMX_SRI = "sha384-HGfztofotfshcF7+8n44JQL2oJmowVChPTg48S+jvZoztPfvwD79OC/LTtG6dMp+"
-
 STATUSES = tuple(status.value for status in Status)   # in the engine's order
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRFToken"
@@ -34,10 +29,8 @@ def init_app(app) -> None:
     if app.extensions.get("tinyflow_web"):
         return
     app.extensions["tinyflow_web"] = True
-    app.config.setdefault("TINYFLOW_HTMX_URL", HTMX_URL)
-    app.config.setdefault("TINYFLOW_HTMX_SRI", HTMX_SRI)
     if app.config.get("MAX_CONTENT_LENGTH") is None:
-        app.config["MAX_CONTENT_LENGTH"] = app.config.get("TINYFLOW_MAX_PAYLOAD", 256 * 1024)
+        app.config["MAX_CONTENT_LENGTH"] = app.config["TINYFLOW_MAX_PAYLOAD"]
     app.jinja_env.filters.update(reltime=reltime, pretty=pretty, compact=compact, slug=slug,
                               reject_keys=reject_keys, inline_code=inline_code)
     app.jinja_env.globals.update(csrf_token=csrf_token, is_htmx=is_htmx)
@@ -83,8 +76,8 @@ def vary(response):
 # --- filters ---------------------------------------------------------------------------------
 
 def now() -> float:
-    """The app's clock in epoch seconds (the injectable TINYFLOW_CLOCK)."""
-    return float(current_app.config["TINYFLOW_CLOCK"]())
+    """The app's clock in epoch seconds (its Runtime's: TINYFLOW_CLOCK, offset included)."""
+    return current_app.extensions["tinyflow"].clock()
 
 
 def to_datetime(value) -> datetime | None:

@@ -1,0 +1,402 @@
+"""``Runtime``: many workflows in one database — start, run, deliver events, fire timers.
+
+It carries its settings, its store and its clock, so a script, a task queue or another web
+framework can use it with no Flask app (the Flask app keeps one in ``app.extensions``). It is
+safe to share between threads: each thread gets its own database session. ``now`` arguments
+are epoch seconds; ``None`` means the runtime's clock.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+import time
+import uuid
+from contextlib import nullcontext
+
+from .. import store as storage
+from ..engine import Status, Workflow, WorkflowClosed
+from ..engine.workflow import to_seconds
+from . import answers, inputs
+from .errors import Broken, Conflict, Invalid, NotFound, Unavailable, broken
+from .registry import load_flows
+from .settings import SETTINGS, Settings
+from .unit import Job, ms
+
+log = logging.getLogger("webapp.runtime")
+
+_REDO = 5                 # version misses tolerated before giving up
+_ACTIVE = (Status.RUNNING, Status.WAITING)
+_STATUSES = frozenset(Status)
+
+
+def owner_id(kind: str = "call") -> str:
+    """A lease owner name that says who holds it: kind, host, process, and a unique tail."""
+    return f"{kind}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _unit(method):
+    """A public call: run in the runtime's context (the Flask app's, where it has one) and end
+    the thread's own session afterwards."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with self.context():
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                self.store.end()
+    return call
+
+
+class Runtime:
+    """The runtime: ``Runtime("sqlite:///app.sqlite", flows=["myflows"])``.
+
+    Commands answer with ``store.Record``s (``describe(record)`` is the API's dict); errors
+    are the RuntimeProblem subclasses, each with the ``status`` and ``code`` the API answers.
+    """
+
+    def __init__(self, database_url: str | None = None, flows=None, clock=None, *,
+                 settings=None, store: storage.Store | None = None, context=None):
+        """``settings``: a mapping of TINYFLOW_* names to values; missing ones come from the
+        environment or their defaults. A full mapping (the Flask app's config) is used as it
+        is, so changing it later takes effect."""
+        if settings is None or not all(s.name in settings for s in SETTINGS):
+            settings = Settings.load(settings)
+        if flows is not None:
+            settings["TINYFLOW_FLOWS"] = [flows] if isinstance(flows, str) else list(flows)
+        if clock is not None:
+            settings["TINYFLOW_CLOCK"] = clock
+        if database_url is not None:
+            settings["TINYFLOW_DATABASE_URL"] = database_url
+        self.settings = settings
+        if store is None:
+            url = settings["TINYFLOW_DATABASE_URL"]
+            if not url:
+                raise ValueError("Runtime needs a database URL (or TINYFLOW_DATABASE_URL)")
+            store = storage.Store.connect(url, settings)
+        self.store = store
+        self.context = context or nullcontext   # the Flask app's app_context, in the app
+        self.flows: dict[str, type] = load_flows(settings["TINYFLOW_FLOWS"])
+        self.logs_cache = answers.LogCache()
+
+    # -- the clock and the flows ---------------------------------------------------------
+
+    def clock(self) -> float:
+        """The runtime's time now, in epoch seconds."""
+        settings = self.settings
+        return float(settings["TINYFLOW_CLOCK"]()) + float(settings["TINYFLOW_CLOCK_OFFSET"])
+
+    def _now(self, now=None) -> float:
+        if now is None:
+            return self.clock()
+        try:
+            return to_seconds(now)
+        except (TypeError, ValueError) as error:
+            raise Invalid(str(error)) from None
+
+    @property
+    def lease_ms(self) -> int:
+        return ms(float(self.settings["TINYFLOW_LEASE_SECONDS"]))
+
+    def flow_class(self, name: str) -> type:
+        cls = self.flows.get(name)
+        if cls is None:
+            raise NotFound(f"no flow named {name!r} (known: {', '.join(sorted(self.flows))})")
+        return cls
+
+    def check_json(self, value, what: str) -> None:
+        inputs.check_json(value, what, int(self.settings["TINYFLOW_MAX_DEPTH"]))
+
+    def _job(self, wf: Workflow, record: storage.Record, owner: str, now: float) -> Job:
+        return Job.of(wf, record, owner, store=self.store, now=now, lease_ms=self.lease_ms)
+
+    def _engine(self, record: storage.Record) -> Workflow:
+        """The engine instance of a record, without its audit log (only new entries get
+        appended). A record that does not hold a snapshot its flow can load -> Broken."""
+        cls = self.flow_class(record.flow)
+        doc = answers.document(record, [])
+        try:
+            return cls.from_json(doc)
+        except (ValueError, TypeError) as error:
+            raise broken(record.id, error) from None
+
+    # -- commands ---------------------------------------------------------------------------
+
+    @_unit
+    def start(self, flow: str, state: dict | None = None, id: str | None = None, now=None):
+        """Create a workflow of ``flow`` and run it until it waits or ends; its record.
+        Unknown flow -> NotFound; id taken -> Conflict; state not a dict -> Invalid."""
+        cls = self.flow_class(flow)
+        state = inputs.state(state, int(self.settings["TINYFLOW_MAX_DEPTH"]))
+        if id is None:
+            id = uuid.uuid4().hex[:16]
+        elif self.store.exists([inputs.workflow_id(id)]):
+            raise Conflict(f"workflow {id!r} already exists")
+        now = self._now(now)
+        wf = cls(state=state, now=now)
+        job = Job(wf, id=id, flow=flow, owner=owner_id(), version=None, log_count=0,
+                  created_at=ms(now), store=self.store, now=now, lease_ms=self.lease_ms)
+        try:
+            job.run(now)                   # its first commit inserts the row
+        except storage.Duplicate:
+            raise Conflict(f"workflow {id!r} already exists") from None
+        except storage.Stale:
+            return self._get(id)
+        except Unavailable:
+            if job.version is None:        # nothing was stored: the caller may simply retry
+                raise
+            log.warning("database busy; workflow %s is left to a runner", id)
+        return job.written
+
+    @_unit
+    def send(self, id: str, name: str, payload=None, idempotency_key: str | None = None,
+             now=None):
+        """Deliver event ``name`` (wf.send) then run. Same idempotency key twice: delivered
+        once, the second call returns the record unchanged."""
+        inputs.event_name(name)
+        self.check_json(payload, "the event's payload")
+        inputs.idempotency_key(idempotency_key)
+
+        def mutate(wf, now):
+            try:
+                wf.send(name, payload, now=now)
+            except WorkflowClosed as error:
+                raise Conflict(str(error)) from None
+            except Exception as error:    # the flow's handler refused it
+                raise Invalid(str(error) or type(error).__name__) from error
+        return self._change(id, mutate, now, event_key=idempotency_key)
+
+    @_unit
+    def resolve(self, id: str, resume_id: str, payload=None, now=None):
+        """Resolve one open wait by resumeId, then run. Unknown resumeId -> NotFound."""
+        self.check_json(payload, "the payload")
+
+        def mutate(wf, now):
+            try:
+                wf.resolve(resume_id, payload, now=now)
+            except WorkflowClosed as error:
+                raise Conflict(str(error)) from None
+            except KeyError:
+                raise NotFound(f"workflow {id!r} has no open wait {resume_id!r}") from None
+        return self._change(id, mutate, now)
+
+    @_unit
+    def fire_timer(self, id: str, resume_id: str, now=None):
+        """Fire the open timer ``resume_id`` now, then run. Not an open timer -> NotFound."""
+        def mutate(wf, now):
+            if not any(p["resumeId"] == resume_id and p["type"] == "timer"
+                       for p in wf.pending()):
+                raise NotFound(f"workflow {id!r} has no open timer {resume_id!r}")
+            wf.resolve(resume_id, None, now=now)
+        return self._change(id, mutate, now)
+
+    @_unit
+    def advance(self, id: str, seconds: float, now=None):
+        """Run the workflow as if ``seconds`` had passed: timers and deadlines due by
+        now+seconds fire."""
+        seconds = inputs.seconds(seconds)
+
+        def mutate(wf, now):
+            if wf.status not in _ACTIVE:
+                raise Conflict(f"cannot advance the timers of a {wf.status} workflow")
+            return now + seconds
+        return self._change(id, mutate, now)
+
+    @_unit
+    def cancel(self, id: str, reason: str | None = None, now=None):
+        """Cancel (closed workflow -> Conflict)."""
+        def mutate(wf, now):
+            try:
+                wf.cancel(reason, now=now)
+            except WorkflowClosed as error:
+                raise Conflict(str(error)) from None
+        return self._change(id, mutate, now, run=False)
+
+    @_unit
+    def retry(self, id: str, now=None):
+        """Retry a failed workflow and run it (not failed -> Conflict)."""
+        def mutate(wf, now):
+            try:
+                wf.retry(now=now)
+            except ValueError as error:
+                raise Conflict(str(error)) from None
+        return self._change(id, mutate, now)
+
+    def _change(self, id: str, mutate, now=None, *, run: bool = True,
+                event_key: str | None = None):
+        """Load workflow ``id``, apply ``mutate(wf, now)`` (which may return the time to run
+        at), commit that together with a lease, run and commit; redo from a fresh load when
+        someone else wrote the row in between. Nothing is committed when ``mutate`` raises."""
+        now = self._now(now)
+        owner = owner_id()
+        for _ in range(_REDO):
+            record = self._unleased(id, owner, now)
+            if event_key is not None and self.store.has_event_key(id, event_key):
+                return record
+            wf = self._engine(record)
+            run_at = mutate(wf, now)
+            job = self._job(wf, record, owner, now)
+            try:
+                job.commit(lease=run, event_key=event_key)
+            except storage.Stale:
+                continue
+            except storage.Duplicate:     # the same idempotency key, delivered meanwhile
+                return self._get(id)
+            if run:
+                try:
+                    job.run(now if run_at is None else run_at)
+                except storage.Stale:     # our lease expired and another runner took over
+                    return self._get(id)
+                except Unavailable:
+                    # The change itself was committed (accepted); a runner finishes the run
+                    # once our lease expires. Answering 503 would invite a retry that applies
+                    # it twice.
+                    log.warning("database busy; workflow %s is left to a runner", id)
+            return job.written
+        raise Unavailable(f"workflow {id!r} kept changing; try again")
+
+    def _unleased(self, id: str, owner: str, now: float) -> storage.Record:
+        """The record, once no other live runner holds its lease (waits a little, then
+        Unavailable)."""
+        patience = float(self.settings["TINYFLOW_BUSY_WAIT"])
+        started = time.monotonic()
+        while True:
+            record = self._get(id)
+            waited = time.monotonic() - started
+            if (record.lease_owner in (None, owner) or record.lease_expires is None
+                    or record.lease_expires < ms(now + waited)):
+                return record
+            if waited >= patience:
+                raise Unavailable(f"workflow {id!r} is being run by {record.lease_owner}; "
+                                  "try again")
+            self.store.fresh()     # end the read, so the next one sees new commits
+            time.sleep(0.02)
+
+    @_unit
+    def run_due(self, limit: int = 100, now=None, owner: str | None = None) -> int:
+        """One pass of a worker: claim (lease) and run workflows whose wake_at is due or that
+        are ``running``; how many ran. A database too busy to claim or run any ->
+        Unavailable (not "idle")."""
+        now = self._now(now)
+        owner = owner or owner_id("runner")
+        try:
+            records = self.store.claim_due(ms(now), list(self.flows), owner, self.lease_ms,
+                                           limit)
+        except storage.Busy as error:
+            raise Unavailable(f"database busy: {error}") from None
+        ran = 0
+        for record in records:
+            try:
+                self._job(self._engine(record), record, owner, now).run(now)
+                ran += 1
+            except Broken as error:
+                # Retrying cannot help: park it (no wake time, no lease) and keep it as it is.
+                log.error("%s; runners leave it alone until it is repaired", error)
+                try:
+                    self.store.park(record.id, record.version)
+                except (storage.Busy, storage.Stale):
+                    pass              # its lease expires; the next runner parks it
+            except storage.Stale:
+                log.info("workflow %s was taken over by another runner", record.id)
+            except Unavailable:
+                log.warning("database busy; workflow %s is left to a later run", record.id)
+                if ran == 0:
+                    raise
+                break
+            except Exception:
+                # A bug in a flow or the engine: the lease is kept, so this workflow is tried
+                # again only once it expires, not in a tight loop.
+                log.exception("running workflow %s failed", record.id)
+        return ran
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _get(self, id: str) -> storage.Record:
+        record = self.store.load(id) if isinstance(id, str) else None
+        if record is None:
+            raise NotFound(f"no workflow {id!r}")
+        return record
+
+    @_unit
+    def get(self, id: str) -> storage.Record:
+        """The record of workflow ``id`` -> NotFound."""
+        return self._get(id)
+
+    @_unit
+    def describe(self, record: storage.Record | str) -> dict:
+        """The API's one-workflow dict (no audit log) for a record (or an id)."""
+        if isinstance(record, str):
+            record = self._get(record)
+        try:   # a closed workflow has no open waits: no need to load it
+            pending = self._engine(record).pending() if record.status in _ACTIVE else []
+        except NotFound:           # its flow is not loaded here: its waits cannot be read
+            pending = []
+        if record.status not in _STATUSES:
+            raise broken(record.id, ValueError(f"unknown status {record.status!r}"))
+        doc = answers.document(record, [])
+        return {**answers.summary(record), "state": doc["state"], "pending": pending,
+                "error": doc.get("error"), "log_count": record.log_count}
+
+    summary = staticmethod(answers.summary)
+
+    @_unit
+    def list(self, flow=(), status=(), q: str | None = None, cursor: str | None = None,
+             limit: int = 50) -> tuple[list[storage.Record], str | None]:
+        """Workflows newest-updated first with keyset pagination: (records, next_cursor or
+        None). ``flow`` and ``status`` are a name or several."""
+        flows = [flow] if isinstance(flow, str) else list(flow or ())
+        statuses = [status] if isinstance(status, str) else list(status or ())
+        limit = inputs.limit(limit)
+        after = None
+        if cursor:
+            after = inputs.decode_cursor(cursor)
+            if (not isinstance(after, list) or len(after) != 2
+                    or not isinstance(after[0], int) or not isinstance(after[1], str)):
+                raise Invalid("the cursor is not one this server gave out")
+        records = self.store.page(flows, statuses, q, tuple(after) if after else None,
+                                  limit + 1)
+        more = len(records) > limit
+        records = records[:limit]
+        return records, (inputs.encode_cursor([records[-1].updated_at, records[-1].id])
+                         if more else None)
+
+    @_unit
+    def status_counts(self, flows=(), q: str | None = None) -> dict[str, int]:
+        """``{status: count}`` over the workflows matching the flow filter and id search."""
+        return self.store.count_by_status(flows, q)
+
+    @_unit
+    def logs(self, id: str, type: str | None = None, step: str | None = None,
+             cursor: str | None = None, limit: int = 100) -> tuple[list[dict], str | None]:
+        """Audit-log entries oldest first, each ``{"n", "type", "values", "_at", "_step"}``
+        (``n`` is its 1-based position in the workflow's log, stable, used for ``#log-N``)."""
+        limit = inputs.limit(limit, 1000)
+        after = inputs.decode_cursor(cursor) if cursor else 0
+        if isinstance(after, bool) or not isinstance(after, int):
+            raise Invalid("the cursor is not one this server gave out")
+        self._get(id)
+        rows = self.store.log_rows(id, type, step, after, limit + 1)
+        more = len(rows) > limit
+        items = [answers.entry(r, n=True) for r in rows[:limit]]
+        return items, inputs.encode_cursor(items[-1]["n"]) if more else None
+
+    @_unit
+    def all_logs(self, id: str) -> list[dict]:
+        """The whole audit log as snapshot entries ``{type, values, _at, _step}`` (for the
+        diagram; the entries may be shared with other callers: read, do not change them)."""
+        return self.logs_cache.entries(self.store, self._get(id))
+
+    @_unit
+    def snapshot(self, id: str) -> dict:
+        """The whole snapshot document (engine format, audit log included)."""
+        record = self._get(id)
+        return answers.document(record, self.logs_cache.entries(self.store, record))
+
+    @_unit
+    def import_snapshots(self, data, flow: str | None = None, *,
+                         hint: str | None = None) -> list[str]:
+        """A snapshot, or a list of ``[runId, snapshot]`` pairs; the ids stored (see
+        ``importer``). All or nothing."""
+        from .importer import import_snapshots
+        return import_snapshots(self, data, flow, hint=hint)
