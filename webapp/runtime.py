@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 
 from flask import current_app
 
-from . import store
+from . import rules, store
 from .engine import Status, Workflow, WorkflowClosed
 from .engine.workflow import to_seconds
 
@@ -128,6 +128,7 @@ def check_json(value, what: str, *, serialise: bool = True) -> None:
     """Refuse (Invalid) a value from outside nested deeper than ``TINYFLOW_MAX_DEPTH`` levels
     (default 64: pages render JSON recursively) or, with ``serialise``, one JSON cannot hold."""
     limit = int(current_app.config.get("TINYFLOW_MAX_DEPTH", 64))
+    rules.check_value(value, what, error=Invalid)   # no NaN, Infinity, lone surrogate, NUL
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -351,9 +352,7 @@ def start(flow: str, state: dict | None = None, id: str | None = None, now=None)
             raise Invalid(f"state cannot be stored as JSON: {error}") from None
     if id is None:
         id = uuid.uuid4().hex[:16]
-    elif not isinstance(id, str) or not id.strip() or len(id) > _MAX_ID:
-        raise Invalid(f"a workflow id is 1 to {_MAX_ID} characters of text")
-    elif store.exists([id]):
+    elif rules.check_id(id, error=Invalid) or store.exists([id]):   # check_id: None or raises
         raise Conflict(f"workflow {id!r} already exists")
     now = _now(now)
     wf = cls(state=state, now=now)
@@ -379,6 +378,8 @@ def send(id: str, name: str, payload=None, idempotency_key: str | None = None, n
         raise Invalid("an event needs a name")
     if len(name) > _MAX_ID:
         raise Invalid(f"an event name is at most {_MAX_ID} characters")
+    rules.check_text(name, "the event's name", error=Invalid)
+    rules.check_text(idempotency_key, "the idempotency key", error=Invalid)
     check_json(payload, "the event's payload")
     if idempotency_key is not None and (not isinstance(idempotency_key, str)
                                         or not idempotency_key or len(idempotency_key) > 200):
@@ -433,6 +434,7 @@ def advance(id: str, seconds: float, now=None):
 
 def cancel(id: str, reason: str | None = None, now=None):
     """Cancel (closed workflow -> Conflict)."""
+    rules.check_text(reason, "the reason", error=Invalid)
     def mutate(wf, now):
         try:
             wf.cancel(reason, now=now)
@@ -538,6 +540,7 @@ def start_runner(app, **options) -> Runner:
 
 def get(id: str):
     """The row of workflow ``id`` -> NotFound."""
+    rules.check_text(id if isinstance(id, str) else None, "a workflow id", error=Invalid)
     row = store.load(id) if isinstance(id, str) else None
     if row is None:
         raise NotFound(f"no workflow {id!r}")
@@ -580,9 +583,11 @@ def _encode_cursor(value) -> str:
 
 def _decode_cursor(cursor: str):
     try:
-        return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, TypeError):
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, TypeError, RecursionError):
         raise Invalid("the cursor is not one this server gave out") from None
+    rules.check_cursor(value, error=Invalid)         # small whole numbers and clean text only
+    return value
 
 
 def _limit(limit, most: int = 500) -> int:
@@ -595,6 +600,7 @@ def list_workflows(flows=(), statuses=(), q: str | None = None, cursor: str | No
                    limit: int = 50) -> tuple[list, str | None]:
     """Rows newest-updated first with keyset pagination: (rows, next_cursor or None)."""
     limit = _limit(limit)
+    _check_filters(flows, statuses, q)
     after = None
     if cursor:
         after = _decode_cursor(cursor)
@@ -609,6 +615,7 @@ def list_workflows(flows=(), statuses=(), q: str | None = None, cursor: str | No
 
 def status_counts(flows=(), q: str | None = None) -> dict[str, int]:
     """``{status: count}`` over the rows matching the flow filter and id search."""
+    _check_filters(flows, (), q)
     return store.count_by_status(flows, q)
 
 
@@ -626,6 +633,7 @@ def logs(id: str, type: str | None = None, step: str | None = None, cursor: str 
     """Audit-log entries oldest first, each ``{"n", "type", "values", "_at", "_step"}``
     (``n`` is its 1-based position in the workflow's log, stable, used for ``#log-N``)."""
     limit = _limit(limit, 1000)
+    _check_filters((type or "", step or ""), (), None)
     after = _decode_cursor(cursor) if cursor else 0
     if isinstance(after, bool) or not isinstance(after, int):
         raise Invalid("the cursor is not one this server gave out")
@@ -706,6 +714,8 @@ def import_snapshots(data, flow: str | None = None, *, hint: str | None = None) 
     at = _clock_ms()
     rows, log_rows = [], []
     for id, snap in pairs:
+        rules.check_id(id, f"the run id {id!r}", error=Invalid)
+        check_json(snap, f"{id}: the snapshot")
         name = flow if flow is not None else _infer_flow(id, snap, hint)
         cls = _flow_class(name)
         snap = copy.deepcopy(snap)
@@ -791,3 +801,11 @@ def _infer_flow(id: str, snap: dict, hint: str | None) -> str:
              else "no registered flow has them all")
     raise Invalid(f"{id}: cannot tell the flow of a snapshot with steps "
                   f"{', '.join(sorted(steps))}: {which}; name it (--flow)")
+
+
+def _check_filters(names, statuses, q) -> None:
+    """Filters are clean text (no NUL, no lone surrogate) and ``q`` at most 200 characters,
+    refused (Invalid) before they reach the database."""
+    for value in (*names, *statuses):
+        rules.check_text(value, "a filter", most=_MAX_ID, error=Invalid)
+    rules.check_query(q, error=Invalid)

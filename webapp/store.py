@@ -138,7 +138,7 @@ class SchemaTooNew(RuntimeError):
     """The database was written by a newer tiny-workflow."""
 
 
-dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 # -- setup ------------------------------------------------------------------------------------

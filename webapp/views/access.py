@@ -23,7 +23,6 @@ from . import web
 
 bp = Blueprint("access", __name__)
 bp.record_once(lambda state: web.init_app(state.app))
-bp.before_request(web.csrf_protect)
 
 SESSION_KEY = "auth"
 OPEN_ENDPOINTS = frozenset({"static", "access.login", "access.logout"})
@@ -39,6 +38,7 @@ def init_app(app) -> None:
     if env("TINYFLOW_SECURE_COOKIES", "").lower() in TRUE:   # served over HTTPS only
         app.config["SESSION_COOKIE_SECURE"] = True
     app.before_request(guard)
+    web.init_csrf(app)          # after the guard: cross-site, read-only and login come first
     app.after_request(security_headers)
     app.jinja_env.globals.update(can_change=can_change, logged_in=logged_in,
                                  auth_enabled=auth_enabled, read_only=read_only)
