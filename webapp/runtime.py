@@ -178,7 +178,7 @@ def _document(row, logs: list) -> dict:
     """The snapshot document a row holds, with the audit log ``logs`` the caller read.
     A row that does not hold readable JSON -> Broken."""
     try:
-        doc = {"step": row.step, "state": json.loads(row.state), "cache": json.loads(row.cache),
+        doc = {"step": row.step, "state": rules.loads(row.state), "cache": json.loads(row.cache),
                "system": json.loads(row.system), "logs": logs, "status": row.status}
         if row.inbox:
             doc["inbox"] = json.loads(row.inbox)
@@ -563,7 +563,7 @@ def describe(row) -> dict:
     if row.status not in _STATUSES:
         raise _broken(row.id, ValueError(f"unknown status {row.status!r}"))
     try:
-        state, error = json.loads(row.state), json.loads(row.error) if row.error else None
+        state, error = rules.loads(row.state), json.loads(row.error) if row.error else None
     except ValueError as problem:
         raise _broken(row.id, problem) from None
     return {**summary(row), "state": state, "pending": pending, "error": error,
@@ -700,8 +700,8 @@ def import_snapshots(data, flow: str | None = None, *, hint: str | None = None) 
     if isinstance(data, dict):
         pairs = [(uuid.uuid4().hex[:16], data)]
     elif isinstance(data, list) and all(
-            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and p[0]
-            and len(p[0]) <= _MAX_ID and isinstance(p[1], dict) for p in data):
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
+            and isinstance(p[1], dict) for p in data):   # rules.check_id below says what is wrong
         pairs = [tuple(p) for p in data]
     else:
         raise Invalid("expected a snapshot (a JSON object) or a list of [runId, snapshot] pairs")
