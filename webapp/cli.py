@@ -132,16 +132,19 @@ def start(flow, state, id):
 @click.argument("file", type=click.File("r", encoding="utf-8"))
 @click.option("--flow", help="The flow of every snapshot (default: told by their steps).")
 def import_command(file, flow):
-    """Import a snapshot, or a list of [runId, snapshot] pairs (the original's db files)."""
-    import json
+    """Import a snapshot, or a list of [runId, snapshot] pairs (the original's db files).
+    A bad file is a one-line error, and nothing of it is stored."""
     from pathlib import Path
 
     from . import runtime
+    from .runtime import rules
 
-    try:
-        data = json.load(file)
-    except ValueError as error:
-        raise click.ClickException(f"{file.name} is not JSON: {error}") from None
+    try:   # strict JSON: no NaN, Infinity, 1e400, lone surrogate, NUL; not nested past the parser
+        data = rules.loads(file.read(), file.name)
+    except UnicodeDecodeError as error:
+        raise click.ClickException(f"{file.name} is not UTF-8 text: {error}") from None
+    except ValueError as error:                  # rules.NotJSON and rules.Refused
+        raise click.ClickException(str(error)) from None
     try:
         ids = runtime.import_snapshots(data, flow, hint=Path(file.name).stem)
     except runtime.RuntimeProblem as error:
@@ -200,10 +203,11 @@ def send(id, name, payload, idempotency_key):
     import json
 
     from . import runtime
-    from .runtime import inputs
+    from .runtime import rules
 
+    if payload is not None:   # the pages' rule: JSON if it parses, else text; never NaN or 1e400
+        payload = rules.value_or_text(payload, "PAYLOAD", error=click.UsageError)
     try:
-        payload = inputs.json_or_text(payload)
         row = runtime.send(id, name, payload, idempotency_key=idempotency_key)
     except runtime.RuntimeProblem as error:
         raise _problem(error) from None
@@ -228,15 +232,23 @@ def serve(host, port, threads, batch, lease_seconds):
 
     from . import diagram, runtime
 
+    from .views import access
+
     app = current_app._get_current_object()
     rt = runtime.current()
     host = host or rt.settings["TINYFLOW_HOST"]
     if lease_seconds:
         rt.settings["TINYFLOW_LEASE_SECONDS"] = lease_seconds
+    access.allow_host(app, host)   # requests for the host it binds to are served
     try:
         local = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         local = False
+    if host in ("0.0.0.0", "::", "") and app.config.get("TRUSTED_HOSTS") is not None and not (
+            app.config.get("TINYFLOW_ALLOWED_HOSTS")):
+        click.echo("Note: only requests for localhost, 127.0.0.1 and [::1] are answered; set "
+                   "TINYFLOW_ALLOWED_HOSTS to the names and addresses others use to reach "
+                   "this machine (a request for another host gets 400).", err=True)
     if not local and not app.config.get("TINYFLOW_AUTH_TOKEN") and not app.config.get(
             "TINYFLOW_READ_ONLY"):
         click.echo(f"Warning: serving on {host} without TINYFLOW_AUTH_TOKEN: anyone who can "

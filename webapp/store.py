@@ -169,7 +169,7 @@ class SchemaTooNew(RuntimeError):
     """The database was written by a newer tiny-workflow."""
 
 
-dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 assert tuple(WORKFLOW.c.keys()) == _COLUMNS, "Record's fields are the workflow table's columns"
@@ -543,3 +543,29 @@ class Store:
             except BaseException:
                 session.rollback()
                 raise
+
+
+# -- login sessions (webapp.views.access) -----------------------------------------------------
+
+class LoginSession(db.Model):
+    """A live login to the pages: a hash of the random id its session cookie holds. Log out
+    deletes it, so a copy of the cookie taken before no longer counts."""
+
+    __tablename__ = "tinyflow_login"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+def add_login(id: str, at_ms: int) -> None:
+    db.session.add(LoginSession(id=id, created_at=at_ms))
+    db.session.commit()
+
+
+def login_is_live(id: str) -> bool:
+    return db.session.get(LoginSession, id) is not None
+
+
+def end_login(id: str) -> None:
+    db.session.execute(LoginSession.__table__.delete().where(LoginSession.id == id))
+    db.session.commit()

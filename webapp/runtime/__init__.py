@@ -7,7 +7,7 @@
     rt.start("guess_game_2", id="g1"); rt.send("g1", "event_ask", 50)
 
 The package's modules: ``settings`` (every TINYFLOW_* setting), ``registry`` (loading flows),
-``inputs`` (one rule per input), ``unit`` (one workflow's commits), ``core`` (``Runtime``),
+``rules`` (one rule per input), ``unit`` (one workflow's commits), ``core`` (``Runtime``),
 ``answers`` (the API's dicts, log entries), ``runner`` (the loop that runs what is due),
 ``importer`` and ``errors``.
 

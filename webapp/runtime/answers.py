@@ -7,6 +7,7 @@ import threading
 from datetime import datetime, timezone
 
 from .. import store
+from . import rules
 from .errors import broken
 
 
@@ -28,7 +29,7 @@ def document(record: store.Record, logs: list) -> dict:
     """The snapshot document a record holds, with the audit log ``logs`` the caller read.
     A record that does not hold readable JSON -> Broken."""
     try:
-        doc = {"step": record.step, "state": json.loads(record.state),
+        doc = {"step": record.step, "state": rules.loads(record.state),
                "cache": json.loads(record.cache), "system": json.loads(record.system),
                "logs": logs, "status": record.status}
         if record.inbox:

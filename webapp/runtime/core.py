@@ -18,7 +18,7 @@ from contextlib import nullcontext
 from .. import store as storage
 from ..engine import Status, Workflow, WorkflowClosed
 from ..engine.workflow import to_seconds
-from . import answers, inputs
+from . import answers, rules
 from .errors import Broken, Conflict, Invalid, NotFound, Unavailable, broken
 from .registry import load_flows
 from .settings import SETTINGS, Settings
@@ -106,7 +106,7 @@ class Runtime:
         return cls
 
     def check_json(self, value, what: str) -> None:
-        inputs.check_json(value, what, int(self.settings["TINYFLOW_MAX_DEPTH"]))
+        rules.check_json(value, what, int(self.settings["TINYFLOW_MAX_DEPTH"]))
 
     def _job(self, wf: Workflow, record: storage.Record, owner: str, now: float) -> Job:
         return Job.of(wf, record, owner, store=self.store, now=now, lease_ms=self.lease_ms)
@@ -128,10 +128,10 @@ class Runtime:
         """Create a workflow of ``flow`` and run it until it waits or ends; its record.
         Unknown flow -> NotFound; id taken -> Conflict; state not a dict -> Invalid."""
         cls = self.flow_class(flow)
-        state = inputs.state(state, int(self.settings["TINYFLOW_MAX_DEPTH"]))
+        state = rules.state(state, int(self.settings["TINYFLOW_MAX_DEPTH"]))
         if id is None:
             id = uuid.uuid4().hex[:16]
-        elif self.store.exists([inputs.workflow_id(id)]):
+        elif rules.check_id(id, error=Invalid) or self.store.exists([id]):  # None or raises
             raise Conflict(f"workflow {id!r} already exists")
         now = self._now(now)
         wf = cls(state=state, now=now)
@@ -154,9 +154,9 @@ class Runtime:
              now=None):
         """Deliver event ``name`` (wf.send) then run. Same idempotency key twice: delivered
         once, the second call returns the record unchanged."""
-        inputs.event_name(name)
+        rules.event_name(name)
         self.check_json(payload, "the event's payload")
-        inputs.idempotency_key(idempotency_key)
+        rules.idempotency_key(idempotency_key)
 
         def mutate(wf, now):
             try:
@@ -195,7 +195,7 @@ class Runtime:
     def advance(self, id: str, seconds: float, now=None):
         """Run the workflow as if ``seconds`` had passed: timers and deadlines due by
         now+seconds fire."""
-        seconds = inputs.seconds(seconds)
+        seconds = rules.seconds(seconds)
 
         def mutate(wf, now):
             if wf.status not in _ACTIVE:
@@ -206,6 +206,8 @@ class Runtime:
     @_unit
     def cancel(self, id: str, reason: str | None = None, now=None):
         """Cancel (closed workflow -> Conflict)."""
+        rules.check_text(reason, "the reason", error=Invalid)
+
         def mutate(wf, now):
             try:
                 wf.cancel(reason, now=now)
@@ -313,6 +315,7 @@ class Runtime:
     # -- reading ----------------------------------------------------------------------------
 
     def _get(self, id: str) -> storage.Record:
+        rules.check_text(id if isinstance(id, str) else None, "a workflow id", error=Invalid)
         record = self.store.load(id) if isinstance(id, str) else None
         if record is None:
             raise NotFound(f"no workflow {id!r}")
@@ -347,10 +350,11 @@ class Runtime:
         None). ``flow`` and ``status`` are a name or several."""
         flows = [flow] if isinstance(flow, str) else list(flow or ())
         statuses = [status] if isinstance(status, str) else list(status or ())
-        limit = inputs.limit(limit)
+        limit = rules.limit(limit)
+        rules.filters(flows, statuses, q)
         after = None
         if cursor:
-            after = inputs.decode_cursor(cursor)
+            after = rules.decode_cursor(cursor)
             if (not isinstance(after, list) or len(after) != 2
                     or not isinstance(after[0], int) or not isinstance(after[1], str)):
                 raise Invalid("the cursor is not one this server gave out")
@@ -358,12 +362,13 @@ class Runtime:
                                   limit + 1)
         more = len(records) > limit
         records = records[:limit]
-        return records, (inputs.encode_cursor([records[-1].updated_at, records[-1].id])
+        return records, (rules.encode_cursor([records[-1].updated_at, records[-1].id])
                          if more else None)
 
     @_unit
     def status_counts(self, flows=(), q: str | None = None) -> dict[str, int]:
         """``{status: count}`` over the workflows matching the flow filter and id search."""
+        rules.filters(flows, (), q)
         return self.store.count_by_status(flows, q)
 
     @_unit
@@ -371,15 +376,16 @@ class Runtime:
              cursor: str | None = None, limit: int = 100) -> tuple[list[dict], str | None]:
         """Audit-log entries oldest first, each ``{"n", "type", "values", "_at", "_step"}``
         (``n`` is its 1-based position in the workflow's log, stable, used for ``#log-N``)."""
-        limit = inputs.limit(limit, 1000)
-        after = inputs.decode_cursor(cursor) if cursor else 0
+        limit = rules.limit(limit, 1000)
+        rules.filters((type or "", step or ""))
+        after = rules.decode_cursor(cursor) if cursor else 0
         if isinstance(after, bool) or not isinstance(after, int):
             raise Invalid("the cursor is not one this server gave out")
         self._get(id)
         rows = self.store.log_rows(id, type, step, after, limit + 1)
         more = len(rows) > limit
         items = [answers.entry(r, n=True) for r in rows[:limit]]
-        return items, inputs.encode_cursor(items[-1]["n"]) if more else None
+        return items, rules.encode_cursor(items[-1]["n"]) if more else None
 
     @_unit
     def all_logs(self, id: str) -> list[dict]:

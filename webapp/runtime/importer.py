@@ -9,7 +9,8 @@ import uuid
 
 from .. import store
 from .errors import Conflict, Invalid, Unavailable
-from .inputs import MAX_ID
+from . import rules
+from .rules import MAX_ID
 from .unit import Job, ms
 
 
@@ -22,8 +23,8 @@ def import_snapshots(rt, data, flow: str | None = None, *, hint: str | None = No
     if isinstance(data, dict):
         pairs = [(uuid.uuid4().hex[:16], data)]
     elif isinstance(data, list) and all(
-            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and p[0]
-            and len(p[0]) <= MAX_ID and isinstance(p[1], dict) for p in data):
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
+            and isinstance(p[1], dict) for p in data):   # rules.check_id below says what is wrong
         pairs = [tuple(p) for p in data]
     else:
         raise Invalid("expected a snapshot (a JSON object) or a list of [runId, snapshot] pairs")
@@ -36,6 +37,8 @@ def import_snapshots(rt, data, flow: str | None = None, *, hint: str | None = No
     at = ms(rt.clock())
     rows, log_rows = [], []
     for id, snap in pairs:
+        rules.check_id(id, f"the run id {id!r}", error=Invalid)
+        rt.check_json(snap, f"{id}: the snapshot")
         name = flow if flow is not None else _infer_flow(rt.flows, id, snap, hint)
         cls = rt.flow_class(name)
         snap = copy.deepcopy(snap)

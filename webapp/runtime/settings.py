@@ -82,6 +82,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TINYFLOW_DOT", None, _text_or_none,
             "Path of a Graphviz `dot` to draw with, instead of the built-in WebAssembly one."),
     Setting("TINYFLOW_HOST", "127.0.0.1", str, "The address `serve` listens on."),
+    Setting("TINYFLOW_ALLOWED_HOSTS", [], _names,
+            "Host names (comma-separated) served besides `localhost`, `127.0.0.1`, `[::1]` and "
+            "the one `serve` binds to; `.example.com` takes its subdomains, `*` any host. A "
+            "request for another host gets 400 (DNS rebinding)."),
 )
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 

@@ -8,7 +8,6 @@ from . import web
 
 bp = Blueprint("flows", __name__)
 bp.record_once(lambda state: web.init_app(state.app))
-bp.before_request(web.csrf_protect)
 bp.after_request(web.vary)
 
 

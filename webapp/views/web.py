@@ -1,26 +1,33 @@
-"""What every page shares: CSRF tokens, htmx detection, time and JSON filters, error pages.
+"""What every page shares: CSRF (Flask-WTF), htmx detection, time and JSON filters, the
+strict JSON answers, and the error answers (every error is a documented status: JSON under
+/api, a page elsewhere; never a bare 500).
 
 ``init_app`` runs once when the first blueprint that needs it is registered, so the app
 factory stays as it is.
 """
 from __future__ import annotations
 
-import hmac
 import json
+import logging
 import re
-import secrets
+import unicodedata
 from datetime import datetime, timezone
+from urllib.parse import quote
 
-from flask import current_app, render_template, request, session
+from flask import current_app, render_template, request
+from flask.json.provider import DefaultJSONProvider
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from markupsafe import Markup, escape
-from werkzeug.exceptions import HTTPException
+from sqlalchemy import exc as db_errors
+from werkzeug.exceptions import HTTPException, SecurityError
 
+from ..runtime import rules
 from ..engine import Status
-from ..runtime import Invalid
+from ..runtime import Invalid, Unavailable
+
+log = logging.getLogger(__name__)
 
 STATUSES = tuple(status.value for status in Status)   # in the engine's order
-CSRF_FIELD = "csrf_token"
-CSRF_HEADER = "X-CSRFToken"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -33,28 +40,41 @@ def init_app(app) -> None:
         app.config["MAX_CONTENT_LENGTH"] = app.config["TINYFLOW_MAX_PAYLOAD"]
     app.jinja_env.filters.update(reltime=reltime, pretty=pretty, compact=compact, slug=slug,
                               reject_keys=reject_keys, inline_code=inline_code)
-    app.jinja_env.globals.update(csrf_token=csrf_token, is_htmx=is_htmx)
+    app.jinja_env.globals.update(is_htmx=is_htmx)
+    app.json = StrictJSONProvider(app)
     app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(CSRFError, csrf_error)
+    app.register_error_handler(SecurityError, host_refused)
+    app.register_error_handler(Unavailable, unavailable)
+    app.register_error_handler(db_errors.SQLAlchemyError, database_error)
+    app.register_error_handler(Exception, internal_error)
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, strict: NaN and Infinity are never written as (invalid) JSON."""
+
+    def dumps(self, obj, **kwargs):
+        kwargs.setdefault("allow_nan", False)
+        return super().dumps(obj, **kwargs)
 
 
 # --- CSRF ------------------------------------------------------------------------------------
 
-def csrf_token() -> str:
-    """This session's token, created on first use (a hidden field in every form)."""
-    token = session.get(CSRF_FIELD)
-    if not token:
-        token = session[CSRF_FIELD] = secrets.token_urlsafe(32)
-    return token
+# Flask-WTF's CSRFProtect: every unsafe request to the pages carries the session's token in
+# the form field ``csrf_token`` or the ``X-CSRFToken`` header (htmx sends it, from the page's
+# ``hx-headers``); without it, 400. The API is exempt (it takes no CSRF token: DESIGN.md).
+# ``access.init_app`` starts it, after the cross-site / read-only / login guard.
+csrf = CSRFProtect()
 
 
-def csrf_protect():
-    """``before_request`` hook of the page blueprints: refuse unsafe methods without the token."""
-    if request.method not in UNSAFE_METHODS:
-        return None
-    expected = session.get(CSRF_FIELD)
-    sent = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
-    if expected and sent and hmac.compare_digest(str(expected), str(sent)):
-        return None
+def init_csrf(app) -> None:
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)   # valid for the browser session
+    csrf.init_app(app)
+
+
+def csrf_error(error: CSRFError):
+    if is_api():
+        return api_error(400, "bad_request", error.description)
     return error_page(400, "The form's security token is missing or out of date. "
                            "Reload the page and try again.")
 
@@ -164,18 +184,25 @@ def flow_dict(flow_cls) -> dict:
 # --- form values -----------------------------------------------------------------------------
 
 def parse_value(text: str | None):
-    """An event form's value: text that parses as JSON is that JSON, anything else a string."""
-    if text is None:
-        return None
-    stripped = text.strip()
-    if stripped == "":
-        return None
-    try:
-        return json.loads(stripped)
-    except ValueError:
-        return text
-    except RecursionError:
-        raise Invalid("That value is JSON nested too deeply.") from None
+    """An event form's value: text that parses as JSON is that JSON, anything else a string
+    (strict: ``1e400`` or ``NaN`` is refused, 422)."""
+    return rules.value_or_text(text, "That value", error=Invalid)
+
+
+def attachment(response, filename: str):
+    """``Content-Disposition: attachment`` for any file name: an ASCII ``filename`` and, when
+    the name is not plain ASCII, the exact one as RFC 5987's ``filename*`` (a header is
+    Latin-1: ``заказ-1.json`` as such cannot be sent)."""
+    if filename.isascii() and filename.isprintable():
+        response.headers.set("Content-Disposition", "attachment", filename=filename)
+        return response
+    simple = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    simple = "".join(c for c in simple if c.isprintable())
+    if not simple.removesuffix(".json").strip(" .-_"):
+        simple = "workflow.json"
+    response.headers.set("Content-Disposition", "attachment", filename=simple,
+                         **{"filename*": "UTF-8''" + quote(filename, safe="")})
+    return response
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -204,10 +231,14 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
               415: "bad_request", 422: "invalid", 503: "unavailable"}
 
 
+def is_api() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
 def http_error(error: HTTPException):
     """JSON under /api, a page elsewhere."""
     status = error.code or 500
-    if request.path == "/api" or request.path.startswith("/api/"):
+    if is_api():
         response = api_error(status, HTTP_CODES.get(status, "error"), error.description or "")
         headers = dict(error.get_headers())
         for name in ("Allow", "WWW-Authenticate"):
@@ -218,3 +249,65 @@ def http_error(error: HTTPException):
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         return error_page(413, f"That was too large: the limit is {limit // 1024} KiB.")
     return error_page(status, error.description or error.name)
+
+
+def host_refused(error: SecurityError):
+    """A request for a host this server does not serve (TINYFLOW_ALLOWED_HOSTS; DNS
+    rebinding): 400. No URL can be built for such a host, so the page stands alone."""
+    host = request.headers.get("Host", "")
+    message = (f"This dashboard is not served under the host {host!r}. To serve it there, add "
+               "the host to TINYFLOW_ALLOWED_HOSTS (comma-separated).")
+    if is_api():
+        return api_error(400, "bad_request", message)
+    html = Markup('<!doctype html><html lang="en"><meta charset="utf-8"><title>400 Bad Request'
+                  '</title><h1>Bad Request</h1><p class="problem-message">{}</p></html>'
+                  ).format(message)
+    return current_app.response_class(html, 400, mimetype="text/html")
+
+
+def _rollback() -> None:
+    """End the failed transaction, so the error page's own reads can work."""
+    from ..store import db
+    try:
+        db.session.rollback()
+    except Exception:                    # the connection itself is gone: nothing to end
+        log.debug("rollback after a database error failed", exc_info=True)
+
+
+def unavailable(error: Exception):
+    """503 with Retry-After: the database is busy or away; nothing was applied."""
+    message = str(error) or "The database is not available right now; try again."
+    if is_api():
+        return api_error(503, "unavailable", message)
+    return error_page(503, message)
+
+
+def database_error(error: db_errors.SQLAlchemyError):
+    """Every database error is a documented answer: a value the database refused (one the
+    input rules did not catch) 422, a constraint 409, anything else (locked, disk full,
+    connection lost) 503 with Retry-After."""
+    _rollback()
+    log.warning("database error on %s %s: %s", request.method, request.path, error)
+    if isinstance(error, db_errors.DataError):
+        status, code, message = 422, "invalid", "The database refused a value of this request."
+    elif isinstance(error, db_errors.IntegrityError):
+        status, code, message = 409, "conflict", "This conflicts with what is stored; reload."
+    else:
+        return unavailable(Unavailable("The database is not available right now "
+                                       f"({type(error).__name__}); try again."))
+    return api_error(status, code, message) if is_api() else error_page(status, message)
+
+
+def internal_error(error: Exception):
+    """Anything unexpected: logged with its traceback; 500 ``internal`` (JSON under /api, the
+    error page elsewhere), never a bare HTML 500."""
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    _rollback()
+    message = "Something went wrong on the server; it has been logged."
+    if is_api():
+        return api_error(500, "internal", message)
+    try:
+        return error_page(500, message)
+    except Exception:                    # the error page itself failed: the plainest page
+        return current_app.response_class(
+            "<!doctype html><title>500</title><p>" + message + "</p>", 500, mimetype="text/html")

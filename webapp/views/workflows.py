@@ -13,12 +13,12 @@ from flask import (Blueprint, abort, current_app, flash, get_flashed_messages, m
                    redirect, render_template, request, url_for)
 
 from .. import diagram, runtime
+from ..runtime import rules
 from ..runtime import RuntimeProblem
 from . import access, web
 
 bp = Blueprint("workflows", __name__)
 bp.record_once(lambda state: web.init_app(state.app))
-bp.before_request(web.csrf_protect)
 bp.after_request(web.vary)
 
 STATUSES = web.STATUSES
@@ -141,11 +141,9 @@ def parse_state(text: str) -> dict:
     if not text.strip():
         return {}
     try:
-        state = json.loads(text)
-    except ValueError as error:
-        raise FormError(f"The initial state is not valid JSON: {error}.") from None
-    except RecursionError:
-        raise FormError("The initial state is JSON nested too deeply.") from None
+        state = rules.loads(text, "The initial state", error=FormError)
+    except rules.NotJSON as error:
+        raise FormError(f"The initial state is not valid JSON: {error.detail}.") from None
     if not isinstance(state, dict):
         raise FormError('The initial state must be a JSON object, like {"name": "Ada"}.')
     return state
@@ -233,7 +231,7 @@ def render_detail(wf_id: str, status: int = 200, **kwargs):
     return render_template(template, **ctx), status
 
 
-@bp.get("/workflows/<path:id>")
+@bp.get("/workflows/<id>")
 def show(id: str):
     if web.is_htmx() and request.args.get("v"):
         # A poll: answer 204 while nothing changed, so typed form values are kept.
@@ -267,7 +265,7 @@ def act(wf_id: str, form_id: str, action, done: str):
     return redirect(url_for("workflows.show", id=wf_id), 303)
 
 
-@bp.post("/workflows/<path:id>/events")
+@bp.post("/workflows/<id>/events")
 def send_event(id: str):
     form = request.form
     name = form.get("name", "").strip()
@@ -282,13 +280,13 @@ def send_event(id: str):
     return act(id, form_id, deliver, f"Event “{name}” sent.")
 
 
-@bp.post("/workflows/<path:id>/timers/<resume_id>/fire")
+@bp.post("/workflows/<id>/timers/<resume_id>/fire")
 def fire_timer(id: str, resume_id: str):
     return act(id, f"fire-{web.slug(resume_id)}", lambda: runtime.fire_timer(id, resume_id),
                "Timer fired.")
 
 
-@bp.post("/workflows/<path:id>/timers/advance")
+@bp.post("/workflows/<id>/timers/advance")
 def advance(id: str):
     text = request.form.get("seconds", "").strip()
 
@@ -304,24 +302,24 @@ def advance(id: str):
     return act(id, "advance-form", run, f"Advanced by {text} s.")
 
 
-@bp.post("/workflows/<path:id>/cancel")
+@bp.post("/workflows/<id>/cancel")
 def cancel(id: str):
     reason = request.form.get("reason", "").strip() or None
     return act(id, "cancel-form", lambda: runtime.cancel(id, reason=reason),
                "Workflow cancelled.")
 
 
-@bp.post("/workflows/<path:id>/retry")
+@bp.post("/workflows/<id>/retry")
 def retry(id: str):
     return act(id, "retry-form", lambda: runtime.retry(id), "Retrying the failed action.")
 
 
-@bp.get("/workflows/<path:id>/snapshot.json")
+@bp.get("/workflows/<id>/snapshot.json")
 def download(id: str):
     """The whole snapshot as a file (the API's /snapshot, behind the page's own login when
     reads are guarded, TINYFLOW_AUTH_READS)."""
     response = current_app.json.response(runtime.snapshot(id))
-    response.headers.set("Content-Disposition", "attachment", filename=f"{id}.json")
+    web.attachment(response, f"{id}.json")
     return response
 
 
@@ -336,14 +334,14 @@ def workflow_diagram(wf_id: str):
                          step=wf["step"], pending=wf["pending"], error=wf["error"])
 
 
-@bp.get("/workflows/<path:id>/diagram.svg")
+@bp.get("/workflows/<id>/diagram.svg")
 def diagram_svg(id: str):
     response = make_response(workflow_diagram(id).svg())
     response.mimetype = "image/svg+xml"
     return response
 
 
-@bp.get("/workflows/<path:id>/diagram.dot")
+@bp.get("/workflows/<id>/diagram.dot")
 def diagram_dot(id: str):
     response = make_response(workflow_diagram(id).dot)
     response.mimetype = "text/vnd.graphviz"

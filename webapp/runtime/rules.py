@@ -1,0 +1,272 @@
+"""The input rules: one rule per input, shared by the API, the pages, the CLI and the runtime.
+
+Pure Python (imports neither Flask nor SQLAlchemy). Each check raises ``Refused`` (a
+``ValueError``: 422 ``invalid``) saying why, or the error class the caller passes as ``error=``
+(the runtime's own calls raise its ``Invalid``), before anything reaches the database:
+
+- JSON is strict, in and out: no ``NaN``, ``Infinity``, ``-Infinity``, nor numbers that
+  overflow to infinity (``1e400``); ``loads`` refuses them, ``dumps`` never writes them.
+- Text (state, payloads, names, keys, reasons, filters, cursors) holds no lone surrogate
+  (``"\\ud800"``: not Unicode, cannot be stored as UTF-8) and no NUL (PostgreSQL refuses it).
+- A workflow id works in every URL and file name: 1 to 200 characters, no ``/``, no control
+  character, no leading or trailing white space, not ``.`` or ``..``.
+- A search (``q``) is at most 200 characters; a cursor is a list of small whole numbers and
+  clean text, as this server gives out.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import unicodedata
+
+from .errors import Invalid
+
+MAX_ID = 200          # ids, event names, idempotency keys, log types and steps
+MAX_QUERY = 200       # the list's search text
+MAX_INT = 2 ** 63 - 1  # what a BIGINT column holds: the largest number a cursor may carry
+MAX_SECONDS = 10 ** 9  # how far a workflow's clock may be advanced in one go (about 31 years)
+
+
+class Refused(ValueError):
+    """A value the rules refuse (422 ``invalid``)."""
+
+    status = 422
+    code = "invalid"
+
+
+class NotJSON(ValueError):
+    """Text that is not JSON at all (the API answers 400 ``bad_request``); ``detail`` is the
+    parser's word on where."""
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.detail = detail
+
+
+# --- text ------------------------------------------------------------------------------------
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, or None."""
+    if "\x00" in value:
+        return "holds a NUL character"
+    if _SURROGATE.search(value):
+        return "holds a lone surrogate (not Unicode text)"
+    return None
+
+
+def check_text(value, what: str, *, most: int | None = None, error=Refused) -> None:
+    """``value`` (a str, or None: nothing to check) is text the database can store, at most
+    ``most`` characters."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise error(f"{what} must be text")
+    why = text_problem(value)
+    if why:
+        raise error(f"{what} {why}")
+    if most is not None and len(value) > most:
+        raise error(f"{what} is at most {most} characters")
+
+
+def check_id(value, what: str = "a workflow id", *, error=Refused) -> None:
+    """A workflow id that works everywhere: in page and API URLs, as a download's file name,
+    as a command-line argument."""
+    if not isinstance(value, str) or not value:
+        raise error(f"{what} is 1 to {MAX_ID} characters of text")
+    check_text(value, what, most=MAX_ID, error=error)
+    if "/" in value:
+        raise error(f"{what} cannot contain '/' (it would not work in a URL)")
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise error(f"{what} cannot contain control characters (tabs, line breaks...)")
+    if value != value.strip():
+        raise error(f"{what} cannot begin or end with white space")
+    if value.strip(".") == "":
+        raise error(f"{what} cannot be '.' or '..' (browsers drop them from URLs)")
+
+
+def check_query(value, what: str = "the search text", *, error=Refused) -> None:
+    check_text(value, what, most=MAX_QUERY, error=error)
+
+
+# --- JSON ------------------------------------------------------------------------------------
+
+def _constant(name: str):
+    raise Refused(f"{name} is not a JSON number")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise Refused(f"the number {text[:40]} is too large")
+    return value
+
+
+def check_value(value, what: str, *, max_depth: int | None = None, error=Refused) -> None:
+    """``value`` (decoded JSON, or what a Python caller passes) holds only what strict JSON
+    and the database can: finite numbers, clean text (keys too), nested at most ``max_depth``
+    levels."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            why = text_problem(item)
+            if why:
+                raise error(f"{what} {why}")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise error(f"{what} holds {item}, which JSON cannot hold")
+        elif isinstance(item, (dict, list, tuple)):
+            if max_depth is not None and depth > max_depth:
+                raise error(f"{what} is nested deeper than {max_depth} levels")
+            if isinstance(item, dict):
+                for key in item:
+                    if isinstance(key, str) and text_problem(key):
+                        raise error(f"{what} has a key that {text_problem(key)}")
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
+
+
+def loads(text, what: str = "the JSON", *, max_depth: int | None = None, error=Refused):
+    """Strict JSON from text or UTF-8 bytes. Not JSON -> NotJSON; NaN, Infinity, a number
+    that overflows, a lone surrogate, a NUL, or nesting past ``max_depth`` (or past the
+    parser) -> ``error``."""
+    try:
+        value = json.loads(text, parse_constant=_constant, parse_float=_float)
+    except Refused as problem:
+        raise error(f"{what}: {problem}") from None
+    except RecursionError:
+        raise error(f"{what} is nested too deeply") from None
+    except ValueError as problem:          # UnicodeDecodeError is a ValueError too
+        raise NotJSON(f"{what} is not JSON: {problem}", str(problem)) from None
+    check_value(value, what, max_depth=max_depth, error=error)
+    return value
+
+
+def dumps(value, **options) -> str:
+    """JSON text, strict: NaN or Infinity -> ValueError (never served as invalid JSON)."""
+    return json.dumps(value, allow_nan=False, **options)
+
+
+def value_or_text(text: str | None, what: str = "the value", *, error=Refused):
+    """A form's or the command line's value: text that parses as JSON is that JSON, anything
+    else the text itself (``42`` is the number 42, ``hello`` the string). Blank -> None.
+    JSON that the rules refuse (``1e400``, ``NaN``, ``"\\ud800"``) -> ``error``."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return loads(text.strip(), what, error=error)
+    except NotJSON:
+        if text.strip() in ("NaN", "Infinity", "-Infinity"):
+            raise error(f"{what}: {text.strip()} is not a JSON number") from None
+        check_text(text, what, error=error)
+        return text
+
+
+# --- cursors ---------------------------------------------------------------------------------
+
+def check_cursor(value, *, error=Refused) -> None:
+    """A decoded cursor holds what this server puts in one: whole numbers from 0 to
+    ``MAX_INT`` and clean text (alone, or in a list)."""
+    message = "the cursor is not one this server gave out"
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, bool):
+            raise error(message)
+        if isinstance(item, int):
+            if not 0 <= item <= MAX_INT:
+                raise error(message)
+        elif isinstance(item, str):
+            if text_problem(item) or len(item) > MAX_ID:
+                raise error(message)
+        else:
+            raise error(message)
+
+
+def encode_cursor(value) -> str:
+    return base64.urlsafe_b64encode(dumps(value, separators=(",", ":")).encode()
+                                    ).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *, error=Invalid):
+    """What ``encode_cursor`` put in ``cursor``; anything else -> ``error``."""
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, TypeError, RecursionError):
+        raise error("the cursor is not one this server gave out") from None
+    check_cursor(value, error=error)         # small whole numbers and clean text only
+    return value
+
+
+# --- the runtime's inputs (each raises the runtime's Invalid) -------------------------------
+
+def check_json(value, what: str, max_depth: int, *, serialise: bool = True) -> None:
+    """A value from outside: strict JSON and clean text (``check_value``), nested at most
+    ``max_depth`` levels (pages render JSON recursively) and, with ``serialise``, one that JSON
+    can hold (no sets, objects, ...)."""
+    check_value(value, what, max_depth=max_depth, error=Invalid)
+    if serialise:
+        try:
+            dumps(value)
+        except (TypeError, ValueError) as problem:
+            raise Invalid(f"{what} cannot be stored as JSON: {problem}") from None
+
+
+def state(value, max_depth: int) -> dict | None:
+    """A start's state: a JSON object (a copy the engine may adopt), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise Invalid("state must be a JSON object")
+    check_json(value, "the state", max_depth, serialise=False)
+    try:
+        return json.loads(dumps(value))
+    except (TypeError, ValueError) as problem:
+        raise Invalid(f"state cannot be stored as JSON: {problem}") from None
+
+
+def event_name(value) -> str:
+    if not isinstance(value, str) or not value:
+        raise Invalid("an event needs a name")
+    check_text(value, "the event's name", most=MAX_ID, error=Invalid)
+    return value
+
+
+def idempotency_key(value) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise Invalid(f"an idempotency key is 1 to {MAX_ID} characters of text")
+    check_text(value, "the idempotency key", most=MAX_ID, error=Invalid)
+    return value
+
+
+def seconds(value) -> float:
+    """How far to advance a workflow's clock: a number from 0 to MAX_SECONDS (the API's
+    number, or the text a page's or the command line's field holds)."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise Invalid("seconds must be a number, like 60") from None
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or not 0 <= value <= MAX_SECONDS):
+        raise Invalid(f"seconds must be a number from 0 to {MAX_SECONDS:,}")
+    return float(value)
+
+
+def limit(value, most: int = 500) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise Invalid("limit must be a whole number from 1 up")
+    return min(value, most)
+
+
+def filters(names, statuses=(), q=None) -> None:
+    """List filters are clean text (no NUL, no lone surrogate) and ``q`` at most MAX_QUERY
+    characters, refused before they reach the database."""
+    for value in (*names, *statuses):
+        check_text(value, "a filter", most=MAX_ID, error=Invalid)
+    check_query(q, error=Invalid)
