@@ -418,8 +418,8 @@ def fire_timer(id: str, resume_id: str, now=None):
 
 
 def advance(id: str, seconds: float, now=None):
-    """Run the workflow as if ``seconds`` had passed: timers and deadlines due by
-    now+seconds fire."""
+    """Run the workflow as if ``seconds`` had passed: every timer and deadline that falls due
+    within them fires, each at its own due time, and its clock stays that far ahead."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not (
             0 <= seconds < 1e10):
         raise Invalid("seconds must be a number from 0 up")
@@ -427,7 +427,9 @@ def advance(id: str, seconds: float, now=None):
     def mutate(wf, now):
         if wf.status not in _ACTIVE:
             raise Conflict(f"cannot advance the timers of a {wf.status} workflow")
-        return now + seconds
+        # The engine fires each wait due within the seconds at its own due time, one after
+        # the other, and keeps the workflow's clock that far ahead (wf._clock_offset()).
+        wf._advance_clock(seconds, now=now)
     return _change(id, mutate, now)
 
 
