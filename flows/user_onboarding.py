@@ -11,7 +11,7 @@ class UserOnboarding(Workflow):
     name = "user_onboarding"
     first_step = "step_begin"
 
-    @on_event("set_email")
+    @on_event("set_email", example="ada@example.com")
     def set_email(self, email):
         if not isinstance(email, str) or "@" not in email:
             raise ValueError(f"{email!r} is not an email address")

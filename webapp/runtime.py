@@ -372,9 +372,12 @@ def start(flow: str, state: dict | None = None, id: str | None = None, now=None)
     return job.row()
 
 
-def send(id: str, name: str, payload=None, idempotency_key: str | None = None, now=None):
+def send(id: str, name: str, payload=None, idempotency_key: str | None = None, now=None,
+         outcome: dict | None = None):
     """Deliver event ``name`` (wf.send) then run. Same idempotency key twice: delivered once,
-    the second call returns the row unchanged. Returns the row."""
+    the second call returns the row unchanged. Returns the row; ``outcome`` (a dict), when
+    given, gets ``"delivered"``: ``"wait"``, ``"handler"`` or ``"inbox"`` (none when the key
+    was seen before)."""
     if not isinstance(name, str) or not name:
         raise Invalid("an event needs a name")
     if len(name) > _MAX_ID:
@@ -386,11 +389,13 @@ def send(id: str, name: str, payload=None, idempotency_key: str | None = None, n
 
     def mutate(wf, now):
         try:
-            wf.send(name, payload, now=now)
+            delivered = wf.send(name, payload, now=now)
         except WorkflowClosed as error:
             raise Conflict(str(error)) from None
         except Exception as error:    # the flow's handler refused it
             raise Invalid(str(error) or type(error).__name__) from error
+        if outcome is not None:
+            outcome["delivered"] = delivered
     return _change(id, mutate, now, event_key=idempotency_key)
 
 
