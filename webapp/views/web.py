@@ -43,7 +43,7 @@ def init_app(app) -> None:
     app.jinja_env.filters.update(reltime=reltime, pretty=pretty, compact=compact, slug=slug,
                               reject_keys=reject_keys, inline_code=inline_code,
                               log_times=log_times, duration=duration)
-    app.jinja_env.globals.update(csrf_token=csrf_token, is_htmx=is_htmx)
+    app.jinja_env.globals.update(csrf_token=csrf_token, is_htmx=is_htmx, example_text=example_text)
     app.register_error_handler(HTTPException, http_error)
 
 
@@ -225,6 +225,9 @@ def _iso_ms(ms) -> str | None:
     moment = to_datetime(ms)
     return None if moment is None else moment.isoformat(timespec="milliseconds").replace(
         "+00:00", "Z")
+
+
+ANSWER_EXTRAS = ("cancel_reason", "last_error", "clock_offset")
 
 
 def workflow_answer(row) -> dict:
