@@ -67,5 +67,11 @@ def test_screenshots(new_page, live_server):
                 target = SHOTS / f"{name}-{scheme}{suffix}.png"
                 page.screenshot(path=str(target), full_page=True)
                 saved.append(target)
+                if viewport:      # a phone's page is long: its first screens, at full size
+                    height = page.evaluate("document.documentElement.scrollHeight")
+                    for i, top in enumerate(range(0, min(height, 3 * 1400), 1400)):
+                        page.screenshot(path=str(SHOTS / f"{name}-{scheme}{suffix}-{i + 1}.png"),
+                                        full_page=True, clip={"x": 0, "y": top, "width": 390,
+                                                              "height": min(1400, height - top)})
             page.close()
     assert all(p.stat().st_size > 10_000 for p in saved), "a screenshot came out (nearly) empty"
