@@ -1,7 +1,7 @@
 """Guess my number: one step plays every round, each round a new event key."""
 from webapp.engine import Workflow, step
 
-from ._guess import FIRST_QUESTION, as_number, generate_num, hint
+from ._guess import FIRST_QUESTION, GUESS_EXAMPLE, THANKS_EXAMPLE, as_number, generate_num, hint
 
 
 class GuessGame(Workflow):
@@ -22,7 +22,8 @@ class GuessGame(Workflow):
         answer = []
         count = 0
         while True:
-            last = yield self.wait_event(f"event_ask_{count}", {"question": question})
+            last = yield self.wait_event(f"event_ask_{count}", {"question": question},
+                                         example=GUESS_EXAMPLE)
             count += 1
             answer.append(last)
             if as_number(last) == number:
@@ -35,5 +36,6 @@ class GuessGame(Workflow):
     def step_end(self):
         rounds, number = len(self.state["answer"]), self.state["number"]
         yield self.wait_event("event_congratulation", {
-            "question": f"You need {rounds} rounds to guess the number {number}. Congratulation!"})
+            "question": f"You need {rounds} rounds to guess the number {number}. Congratulation!"},
+            example=THANKS_EXAMPLE)
         return None

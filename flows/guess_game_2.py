@@ -1,7 +1,7 @@
 """Guess my number, revisiting steps: ask, check, ask again (each visit has fresh keys)."""
 from webapp.engine import Workflow, step
 
-from ._guess import FIRST_QUESTION, as_number, generate_num, hint
+from ._guess import FIRST_QUESTION, GUESS_EXAMPLE, THANKS_EXAMPLE, as_number, generate_num, hint
 
 
 class GuessGame2(Workflow):
@@ -19,7 +19,8 @@ class GuessGame2(Workflow):
     @step
     def step_ask(self):
         answer = self.state.get("answer", [])
-        value = yield self.wait_event("event_ask", {"question": self.state["hint"]})
+        value = yield self.wait_event("event_ask", {"question": self.state["hint"]},
+                                      example=GUESS_EXAMPLE)
         answer.append(value)
         self.state["answer"] = answer
         return "step_check"
@@ -37,5 +38,6 @@ class GuessGame2(Workflow):
     def step_end(self):
         rounds, number = len(self.state["answer"]), self.state["number"]
         yield self.wait_event("event_congratulation", {
-            "question": f"You need {rounds} rounds to guess the number {number}. Congratulation!"})
+            "question": f"You need {rounds} rounds to guess the number {number}. Congratulation!"},
+            example=THANKS_EXAMPLE)
         return None

@@ -12,7 +12,7 @@ class IntervalPayment(Workflow):
         if self.state.get("status") != "active":
             raise ValueError("status is not active. can not process")
 
-    @on_event("add_usage")
+    @on_event("add_usage", example={"item": "coffee", "amount": 3})
     def add_usage(self, payload):
         self._require_active()
         if (not isinstance(payload, dict) or not isinstance(payload.get("item"), str)
@@ -23,7 +23,7 @@ class IntervalPayment(Workflow):
         self.state["currentUsages"].append(usage)
         self.log("add_usage", **usage)
 
-    @on_event("cancel")
+    @on_event("cancel", example=None)
     def on_cancel(self, payload=None):
         self._require_active()
         self.state["status"] = "cancel"

@@ -6,12 +6,15 @@ from webapp.engine import Workflow, on_event, step
 
 
 class UserOnboarding(Workflow):
-    """Welcomes a user (state `userEmail`), waits, sends a promotion, waits, ends."""
+    """Welcomes a user (state `userEmail`), waits, sends a promotion, waits, ends.
+
+    Each wait is a few seconds at random, as in the original, unless the initial state gives
+    it in milliseconds (`waitBeforePromotionEmail`, `waitBeforeEnd`)."""
 
     name = "user_onboarding"
     first_step = "step_begin"
 
-    @on_event("set_email")
+    @on_event("set_email", example="ada@example.com")
     def set_email(self, email):
         if not isinstance(email, str) or "@" not in email:
             raise ValueError(f"{email!r} is not an email address")
@@ -21,7 +24,9 @@ class UserOnboarding(Workflow):
     def _send_email(self, wait_field: str, wait_max_ms: int) -> str:
         delivery_id = secrets.token_hex(6)
         self.log("email_sent", deliveryId=delivery_id)
-        self.state[wait_field] = random.randint(0, wait_max_ms)
+        given = self.state.get(wait_field)
+        if isinstance(given, bool) or not isinstance(given, (int, float)) or given < 0:
+            self.state[wait_field] = random.randint(0, wait_max_ms)
         return delivery_id
 
     @step

@@ -6,7 +6,9 @@ import json
 import pytest
 
 ONE_KEYS = {"id", "flow", "status", "step", "state", "pending", "error", "created_at",
-            "updated_at", "wake_at", "log_count"}
+            "updated_at", "wake_at", "log_count",
+            # issue 12: why it was cancelled, the last error while retrying, its clock
+            "cancel_reason", "last_error", "clock_offset"}
 LIST_KEYS = {"id", "flow", "status", "step", "created_at", "updated_at", "wake_at"}
 
 
@@ -282,9 +284,64 @@ def test_flows_lists_each_registered_flow(client):
     assert {"simple", "guess_game", "guess_game_2", "user_onboarding",
             "interval_payment"} <= set(flows)
     simple = flows["simple"]
-    assert set(simple) == {"name", "doc", "steps", "first_step", "transitions"}
+    assert set(simple) == {"name", "doc", "steps", "first_step", "transitions", "events"}
+    assert simple["events"] == {}
+    assert flows["interval_payment"]["events"]["add_usage"] == {
+        "handler": "add_usage", "example": {"item": "coffee", "amount": 3}}
     assert simple["steps"] == ["step_begin", "step_compute", "step_end"]
     assert simple["first_step"] == "step_begin"
     assert simple["transitions"] == {"step_begin": ["step_compute"],
                                      "step_compute": ["step_end"], "step_end": []}
     assert simple["doc"].startswith("Computes pi once")
+
+
+# --- issue 12: no quiet answers ------------------------------------------------------------------
+
+@pytest.mark.parametrize("path, body, field", [
+    ("/api/workflows", {"flow": "simple", "stat": {}}, "stat"),
+    ("/api/workflows/g1/events", {"name": "event_ask_0", "paylaod": 5}, "paylaod"),
+    ("/api/workflows/g1/timers/advance", {"seconds": 1, "unit": "h"}, "unit"),
+    ("/api/workflows/g1/cancel", {"why": "bored"}, "why"),
+    ("/api/workflows/g1/retry", {"now": 1}, "now"),
+])
+def test_an_unknown_field_is_422_naming_it(client, path, body, field):
+    start(client, "guess_game", "g1")
+    message = error_of(client.post(path, json=body), 422, "invalid")
+    assert repr(field) in message
+    assert client.get("/api/workflows/g1").json["status"] == "waiting"      # nothing done
+
+
+def test_an_event_answer_says_how_it_was_delivered(client, clock):
+    start(client, "guess_game", "g1")
+    answer = client.post("/api/workflows/g1/events", json={"name": "event_ask_0", "payload": 1,
+                                                           "idempotency_key": "k1"}).json
+    assert answer["delivered"] == "wait"
+    again = client.post("/api/workflows/g1/events", json={"name": "event_ask_0", "payload": 1,
+                                                          "idempotency_key": "k1"}).json
+    assert again["delivered"] == "duplicate"
+    # Nothing waits for it: kept in the inbox, not delivered, and the answer says so.
+    kept = client.post("/api/workflows/g1/events", json={"name": "later"}).json
+    assert kept["delivered"] == "inbox"
+    start(client, "interval_payment", "p1")
+    handled = client.post("/api/workflows/p1/events", json={
+        "name": "add_usage", "payload": {"item": "tea", "amount": 1}}).json
+    assert handled["delivered"] == "handler"
+
+
+def test_the_answer_has_the_cancel_reason_and_the_last_error_while_retrying(client, clock):
+    start(client, "guess_game", "g1")
+    wf = client.post("/api/workflows/g1/cancel", json={"reason": "bored"}).json
+    assert wf["cancel_reason"] == "bored"
+    assert client.get("/api/workflows/g1").json["cancel_reason"] == "bored"
+    wf = start(client, "flaky_payment", "f1", {"amount": 5})
+    assert wf["status"] == "waiting" and wf["error"] is None
+    assert wf["last_error"]["type"] == "ProviderDown"
+    assert "unreachable" in wf["last_error"]["message"]
+    assert wf["last_error"]["attempt"] == 1 and wf["last_error"]["next_attempt_at"].endswith("Z")
+    assert wf["cancel_reason"] is None and wf["clock_offset"] == 0
+
+
+def test_advance_answers_the_workflows_clock(client, clock):
+    start(client, "interval_payment", "p1", {"paymentIntervalMs": 900_000})
+    wf = client.post("/api/workflows/p1/timers/advance", json={"seconds": 3600}).json
+    assert wf["state"]["_cycle"] == 4 and wf["clock_offset"] == 3600

@@ -32,6 +32,13 @@ def test_demo_has_workflows_in_every_state(demo, clock):
     assert billing["status"] == "waiting" and billing["state"]["currentUsages"]
     assert billing["pending"][0]["resumeAfter"] / 1000 > clock.now + 60
 
+    # issue 12: the onboarding asleep on a timer is still asleep at a first look (a long timer)
+    onboarding = workflows["demo-onboarding-2"]
+    assert onboarding["status"] == "waiting"
+    assert onboarding["pending"][0]["resumeAfter"] / 1000 > clock.now + 12 * 3600
+    # ... and `demo` does not echo the flows' own prints (simple's "... do heavy computed ...")
+    assert "heavy computed" not in result.output
+
     failed = [wf for wf in workflows.values() if wf["status"] == "failed"]
     assert failed and failed[0]["error"]["type"] == "ProviderDown"
     assert {wf["flow"] for wf in workflows.values()} >= {

@@ -53,10 +53,16 @@ class Picture:
         return [t.text or "" for t in self.by_id[id].iter(f"{SVG}text")]
 
     def tooltip(self, id: str) -> str:
-        return next(self.by_id[id].iter(f"{SVG}a")).get(f"{XLINK}title")
+        """A link's xlink:title, or (no link: no <a> without href) the inner <title>; the
+        first <title> of an element is Graphviz's own (its node name)."""
+        link = next(self.by_id[id].iter(f"{SVG}a"), None)
+        if link is not None:
+            return link.get(f"{XLINK}title")
+        return [t.text or "" for t in self.by_id[id].iter(f"{SVG}title")][1]
 
     def href(self, id: str) -> str | None:
-        return next(self.by_id[id].iter(f"{SVG}a")).get(f"{XLINK}href")
+        link = next(self.by_id[id].iter(f"{SVG}a"), None)
+        return None if link is None else link.get(f"{XLINK}href")
 
     def steps(self) -> dict[str, set[str]]:
         return {id[5:]: self.classes(id) for id in self.by_id if id.startswith("step-")}
@@ -531,3 +537,14 @@ def test_partial_for_a_flow_has_no_counts(partial):
     html = partial.render(diagram=diagram.static(IntervalPayment))
     assert rows(html, "Transitions")[0] == ["step_begin", "step_wait"]
     assert "<caption>Steps</caption>" not in html
+
+
+def test_no_anchor_without_a_link():
+    """Graphviz wraps every tooltip in <a>; without a link it becomes a <g> with a <title>
+    (Lighthouse's crawlable-anchors), and the tooltip is kept."""
+    from flows.interval_payment import IntervalPayment
+    svg = ET.fromstring(diagram.static(IntervalPayment).svg())
+    anchors = list(svg.iter(f"{SVG}a"))
+    assert all(a.get(f"{XLINK}href") for a in anchors)
+    titles = [t.text for t in svg.iter(f"{SVG}title")]
+    assert "step_wait" in titles and "step_wait → step_send_receipt" in titles

@@ -119,7 +119,8 @@ def test_guess_game_takes_zero_and_text_without_crashing(monkeypatch):
     wf, questions = play(GuessGame(now=T0), ["abc", 5, "", "0"])
     assert questions[1:] == ["'abc' is not a number - number between 0-100",
                              "value 5 is > than the answer - number between 0-100",
-                             "'' is not a number - number between 0-100"]
+                             # issue 12: no "'' is not a number" (nor "None ...", from the web)
+                             "an empty answer is not a number - number between 0-100"]
     congratulate(wf, 4, 0)
     assert wf.state["answer"] == ["abc", 5, "", "0"]
 

@@ -373,7 +373,9 @@ def test_hostile_text_is_shown_as_text_in_pages_svg_labels_and_tooltips(client):
     for el in svg.iter():
         assert not [a for a in el.attrib if a.rsplit("}", 1)[-1].lower().startswith("on")]
     texts = " ".join(t for el in svg.iter() for t in (el.text or "",)).replace("\n", " ")
+    # Tooltips: a link's xlink:title, or (no link: issue 12, no anchor without href) a <title>.
     tooltips = [v for el in svg.iter() for k, v in el.attrib.items() if k.endswith("title")]
+    tooltips += [el.text or "" for el in svg.iter() if el.tag.rsplit("}", 1)[-1] == "title"]
     assert "<script>" in texts or any("<script>" in t for t in tooltips)   # the label, as text
     assert any(XSS[:30] in t for t in tooltips)
     inline = html_of(client.get(xss_url)).select_one(".diagram-svg svg")
@@ -538,7 +540,9 @@ def test_a_locked_database_waits_retries_then_answers_503_and_loses_nothing(lock
     again = client.post("/api/workflows/g/events", json=event)  # the client tries again
     assert again.status_code == 200 and again.json["pending"][0]["key"] == "event_ask_1"
     twice = client.post("/api/workflows/g/events", json=event)
-    assert twice.json == again.json                            # the same key: delivered once
+    # The same key: delivered once (the workflow is as it was), and the answer says so.
+    assert twice.json["delivered"] == "duplicate" and again.json["delivered"] == "wait"
+    assert {**twice.json, "delivered": "wait"} == again.json
     with locked.app.app_context():
         assert runtime.status_counts() == {"waiting": 1}
 

@@ -33,6 +33,7 @@ def test_play_a_guess_game_with_an_empty_answer_saving_and_loading(module, monke
     out = play(module.__name__.split(".")[1], "--save", str(saved),
                input="50\n\n75\nseventy\n73\n\n")
     assert out.count("----- saved -----") == 1 and out.count("----- resumed -----") == 1
+    assert out.count("Empty for simulate save/load") == 1      # the terminal's own feature
     assert "value 50 is < than the answer" in out
     assert "value 75 is > than the answer" in out
     assert "'seventy' is not a number" in out             # the original crashed here

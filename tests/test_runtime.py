@@ -194,10 +194,42 @@ def test_fire_timer_runs_the_timer_now(rt):
 
 def test_advance_moves_a_workflows_clock(rt):
     runtime.start("user_onboarding", {"userEmail": "a@b.c"}, id="u")
-    assert runtime.advance("u", 5).status == "waiting"       # at most 5 s: the first timer
-    assert runtime.advance("u", 7).status == "finished"      # the second needs up to 2 s more
+    assert runtime.advance("u", 0).status == "waiting"       # nothing due yet
+    # The first timer is due within 5 s, the one it sets within 2 s more: advancing 7 s fires
+    # both, each at its own due time.
+    assert runtime.advance("u", 7).status == "finished"
     with pytest.raises(runtime.Invalid):
         runtime.advance("u", -1)
+
+
+def test_advance_fires_every_cycle_due_within_the_seconds(rt, clock):
+    """A 15-minute billing workflow advanced an hour bills four cycles, each at its own time;
+    the next bill is 15 min after the last one on the workflow's clock, which stays an hour
+    ahead of the wall clock (so the runner wakes it 15 min from now)."""
+    start = clock()
+    runtime.start("interval_payment", {"paymentIntervalMs": 900_000}, id="p")
+    for cycle in range(4):
+        runtime.send("p", "add_usage", {"item": f"coffee-{cycle}", "amount": 1})
+        if cycle == 0:
+            row = runtime.advance("p", 3600)
+    wf = runtime.describe(runtime.get("p"))
+    state = wf["state"]
+    assert state["_cycle"] == 4
+    bills = [e for e in runtime.all_logs("p") if e["type"] == "bill_sent"]
+    assert [round(e["_at"] / 1000 - start) for e in bills] == [900]   # only cycle 0 had usage
+    fired = [round(e["_at"] / 1000 - start) for e in runtime.all_logs("p")
+             if e["type"] == "interrupt_end"]
+    assert fired == [900, 1800, 2700, 3600]
+    [timer] = wf["pending"]
+    assert round(timer["resumeAfter"] / 1000 - start) == 4500        # 15 min after the last
+    assert row.wake_at == round((start + 900) * 1000)                 # on the wall clock
+    # Usage added afterwards is dated on the workflow's clock (never before the bills).
+    last = runtime.all_logs("p")[-1]
+    assert last["type"] == "add_usage" and round(last["_at"] / 1000 - start) == 3600
+    clock.advance(900)
+    assert runtime.run_due() == 1
+    receipts = runtime.describe(runtime.get("p"))["state"]["receipts"]
+    assert len(receipts) == 2 and round(receipts[-1]["createdAt"] / 1000 - start) == 4500
 
 
 def test_an_event_deadline_wakes_the_workflow(rt, clock):

@@ -32,7 +32,8 @@ def test_docstring_backticks_become_code(client):
 
 def test_one_flow_has_its_own_page(client):
     html = page(client.get("/flows/guess_game"))
-    assert html.select_one("#flow-guess_game h2").text.strip() == "guess_game"
+    # Its own page: the flow name is the page's h1 (axe: page-has-heading-one, issue 12)
+    assert html.select_one("#flow-guess_game h1").text.strip() == "guess_game"
     assert len(html.select("article.flow")) == 1
 
 

@@ -312,7 +312,9 @@ def test_a_handler_refusal_shows_the_form_again_with_the_message(client):
     field = form.select_one("input[name=value]")
     assert field["value"] == "<i>lots</i>"
     assert field["aria-invalid"] == "true"                    # and says which message is its
-    assert field["aria-describedby"] == form.select_one("[role=alert]")["id"]
+    # ... which message is its, then (issue 12) the flow's example payload as help
+    assert field["aria-describedby"].split() == [form.select_one("[role=alert]")["id"],
+                                                 field["id"] + "-help"]
     assert "<i>lots</i>" not in response.get_data(as_text=True)          # escaped
     assert html.select_one("html") is not None                            # the whole page
 

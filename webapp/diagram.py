@@ -105,7 +105,7 @@ class _History:
     cancel_reason: str | None = None
 
 
-def _read_log(logs: Iterable[dict]) -> _History:
+def _read_log(logs: Iterable[dict], until_ms: float | None = None) -> _History:
     """One pass over the audit log: visits and time per step, transitions and their counts.
 
     A visit starts at ``init`` (or the first entry) and at each ``transition``; it lasts until
@@ -170,7 +170,8 @@ def _read_log(logs: Iterable[dict]) -> _History:
                 visit(h.first, at)
         elif kind == "init":
             engine_seen = True
-    close(last_at)
+    # The open visit lasts until now while the workflow can still move (``until_ms``).
+    close(last_at if until_ms is None or last_at is None else max(last_at, until_ms))
 
     if not engine_seen:
         # The audit log was off: only custom entries (with their _step) remain.
@@ -280,7 +281,8 @@ class Diagram:
 
 
 def build(flow_cls, logs, *, status, step, pending=(), error=None,
-          link: Callable[[str], str] | None = None, snapshot: dict | None = None) -> Diagram:
+          link: Callable[[str], str] | None = None, snapshot: dict | None = None,
+          now_ms: float | None = None) -> Diagram:
     """Draw one workflow: every path its audit log shows, over the flow's static graph.
 
     Args:
@@ -294,10 +296,12 @@ def build(flow_cls, logs, *, status, step, pending=(), error=None,
         snapshot: optional, a dict with the snapshot's ``cache`` and ``system``: when the log
             was written with the audit log off, their keys still tell which step each visit
             was.
+        now_ms: the workflow's clock (epoch ms): a running or waiting workflow's current
+            visit is timed until then, not until its last log entry.
     """
     spec = flow_cls.__workflow__
     status = str(status or "running")
-    h = _read_log(logs)
+    h = _read_log(logs, now_ms if status in ("running", "waiting") else None)
     first = h.first or spec.first_step
     notes: list[str] = []
     if h.audit_off and snapshot:
@@ -632,12 +636,28 @@ def render_svg(dot: str) -> str:
     start = raw.find("<svg")
     if start < 0:
         raise DiagramError("Graphviz returned no SVG")
-    svg = _COMMENT.sub("", raw[start:])
+    svg = _plain_anchors(_COMMENT.sub("", raw[start:]))
     with _cache_lock:
         _cache[key] = svg
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return svg
+
+
+_ANCHOR = re.compile(r"<a((?:\s+[\w:-]+=\"[^\"]*\")*)\s*>(.*?)</a>", re.S)
+_TITLE_ATTR = re.compile(r'xlink:title="([^"]*)"')
+
+
+def _plain_anchors(svg: str) -> str:
+    """Graphviz wraps every element with a tooltip in ``<a xlink:title>``; one without a link
+    becomes a ``<g>`` with a ``<title>`` (the same tooltip), so no anchor lacks an href."""
+    def plain(match: re.Match) -> str:
+        attrs, body = match.group(1), match.group(2)
+        if "href=" in attrs:
+            return match.group(0)
+        title = _TITLE_ATTR.search(attrs)
+        return f"<g><title>{title.group(1)}</title>{body}</g>" if title else f"<g>{body}</g>"
+    return _ANCHOR.sub(plain, svg)
 
 
 def warm_up() -> None:

@@ -43,12 +43,15 @@ def play_game(flow: type[Workflow], echo=click.echo, prompt=click.prompt) -> Wor
     workflow to JSON and loads it back before going on."""
     wf = flow()
     echo(f"🤟 Wellcome to {flow.__name__} 🤟")
+    first = True
     while wf.run() is Status.WAITING:
         waits = [p for p in wf.pending() if p["type"] == "event"]
         if not waits:
             raise click.ClickException(f"{flow.name} waits for a timer, not for an answer")
         wait = waits[0]
         question = (wait["requestPayload"] or {}).get("question", wait["key"])
+        if first:                 # the terminal's own feature, said once, as the original did
+            question, first = f"{question}. Empty for simulate save/load", False
         answer = prompt(question, default="", show_default=True)
         if not answer.strip() and wait["key"] != "event_congratulation":
             echo("----- saved -----")

@@ -198,3 +198,40 @@ def pytest_runtest_makereport(item, call):
             report.sections.append(("e2e screenshot", f"could not save {path}: {error}"))
         else:
             report.sections.append(("e2e screenshot", str(path)))
+
+
+# -- axe-core from npm, for the accessibility audits --------------------------------------------
+
+AXE_VERSION = "4"         # the newest 4.x that npm has
+
+
+def _axe_from_npm() -> Path:
+    """axe.min.js from ``npm pack axe-core@4`` (cached under CACHE; never committed)."""
+    cached = sorted(CACHE.glob("axe-core-*/axe.min.js"))
+    if cached:
+        return cached[-1]
+    npm = shutil.which("npm")
+    if not npm:
+        raise RuntimeError("npm is not installed, so axe-core cannot be had from its package")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([npm, "pack", f"axe-core@{AXE_VERSION}", "--pack-destination",
+                           str(CACHE), "--silent"], capture_output=True, text=True, timeout=180)
+    if done.returncode != 0:
+        raise RuntimeError(f"npm pack axe-core@{AXE_VERSION} failed: "
+                           f"{(done.stderr or done.stdout).strip()[-500:]}")
+    tarball = CACHE / done.stdout.strip().splitlines()[-1]
+    target = CACHE / tarball.name.removesuffix(".tgz") / "axe.min.js"
+    with tarfile.open(tarball) as tar:
+        source = tar.extractfile(tar.getmember("package/axe.min.js"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read())
+    return target
+
+
+@pytest.fixture(scope="session")
+def axe_script():
+    """The path of axe.min.js; the test is skipped, saying why, where npm cannot fetch it."""
+    try:
+        return _axe_from_npm()
+    except (RuntimeError, OSError, KeyError, subprocess.TimeoutExpired) as error:
+        pytest.skip(f"axe-core is not available for the accessibility audits: {error}")

@@ -1,8 +1,9 @@
 """Screenshots for people to look at (no pixels are compared): the list, one workflow of each
-example flow in an interesting state, and the flows page, light and dark, saved to
-test-results/e2e/shots/."""
+example flow in an interesting state, and the flows page, light and dark, on a desktop
+and a 390 px phone, saved to test-results/e2e/shots/ (or TINYFLOW_SHOTS)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 
-SHOTS = Path(__file__).resolve().parents[2] / "test-results" / "e2e" / "shots"
+SHOTS = Path(os.environ.get("TINYFLOW_SHOTS")
+             or Path(__file__).resolve().parents[2] / "test-results" / "e2e" / "shots")
+PHONE = {"width": 390, "height": 844}
 
 
 def seed(live) -> dict[str, str]:
@@ -37,6 +40,7 @@ def seed(live) -> dict[str, str]:
     live.runtime("send", payment, "add_usage", {"item": "coffee", "amount": 3})
     live.runtime("send", payment, "add_usage", {"item": "bagel", "amount": 2.5})
     live.runtime("advance", payment, 61)
+    live.runtime("send", payment, "add_usage", {"item": "muffin", "amount": 4})
     live.runtime("send", payment, "add_usage", {"item": "tea", "amount": 1})
 
     flaky = ids["flaky_payment"] = live.start("flaky_payment", {"amount": 42},
@@ -53,12 +57,21 @@ def test_screenshots(new_page, live_server):
              *((f"workflow-{flow}", f"/workflows/{id}") for flow, id in ids.items())]
     saved = []
     for scheme in ("light", "dark"):
-        page = new_page(htmx=False, color_scheme=scheme)
-        for name, path in pages:
-            page.goto(path)
-            expect(page.locator("main h1").first).to_be_visible()
-            target = SHOTS / f"{name}-{scheme}.png"
-            page.screenshot(path=str(target), full_page=True)
-            saved.append(target)
-        page.close()
+        for device, viewport in (("desktop", None), ("phone", PHONE)):
+            options = {"viewport": viewport} if viewport else {}
+            page = new_page(htmx=False, color_scheme=scheme, **options)
+            for name, path in pages:
+                page.goto(path)
+                expect(page.locator("main h1").first).to_be_visible()
+                suffix = "" if device == "desktop" else "-phone"
+                target = SHOTS / f"{name}-{scheme}{suffix}.png"
+                page.screenshot(path=str(target), full_page=True)
+                saved.append(target)
+                if viewport:      # a phone's page is long: its first screens, at full size
+                    height = page.evaluate("document.documentElement.scrollHeight")
+                    for i, top in enumerate(range(0, min(height, 3 * 1400), 1400)):
+                        page.screenshot(path=str(SHOTS / f"{name}-{scheme}{suffix}-{i + 1}.png"),
+                                        full_page=True, clip={"x": 0, "y": top, "width": 390,
+                                                              "height": min(1400, height - top)})
+            page.close()
     assert all(p.stat().st_size > 10_000 for p in saved), "a screenshot came out (nearly) empty"

@@ -21,8 +21,10 @@ def test_guess_game_played_to_the_end_through_the_event_form(page, live_server):
     expect(page.locator(".notice")).to_contain_text("Started guess_game workflow")
     expect(page.locator("#wf-status")).to_have_text("waiting")
     ask = page.locator("#event-form-event_ask_0")
-    expect(ask.locator(".question")).to_have_text(
-        "number between 0-100. Empty for simulate save/load")
+    # (issue 12: the terminal's "Empty for simulate save/load" is not asked on the web, and
+    # the field shows what an answer looks like)
+    expect(ask.locator(".question")).to_have_text("number between 0-100")
+    expect(ask.locator("input[name=value]")).to_have_attribute("placeholder", "50")
     number = shown_state(page)["number"]
     expect_step_classes(page, "step_play", "step", "current", "waiting")
 
@@ -80,7 +82,8 @@ def test_onboarding_timer_fired_and_clock_advanced(page, live_server):
     # The other way to move time: "Advance the clock" fires the remaining timer (at most 2 s).
     page.locator("#advance-seconds").fill("60")
     page.locator("#advance-form").get_by_role("button", name="Advance").click()
-    expect(page.locator(".notice")).to_have_text("Advanced by 60 s.")
+    expect(page.locator(".notice")).to_have_text(
+        "Advanced by 60 s. The workflow's clock is now 1 min ahead of the wall clock.")
     expect(page.locator("#wf-status")).to_have_text("finished")
     expect(page.locator("#wf-step")).to_have_text("step_end")
     expect(timer).to_have_count(0)

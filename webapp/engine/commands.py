@@ -81,6 +81,7 @@ class WaitEvent:
     key: str
     request: Any = None
     timeout: float | None = None
+    example: Any = None             # a payload the step accepts (shown to senders)
 
 
 class NonJSONResult(TypeError):

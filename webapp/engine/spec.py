@@ -31,6 +31,8 @@ class FlowSpec:
     # step -> {"action": [keys], "sleep": [...], "wait_event": [...]}: the literal keys (an
     # f-string key shows as its source text, e.g. "event_ask_{count}")
     keys: dict[str, dict[str, list[str]]] | None = None
+    # event name -> an example payload its handler takes (``@on_event(name, example=...)``)
+    examples: dict[str, object] | None = None
 
 
 def step(fn=None, *, next=None):
@@ -42,13 +44,17 @@ def step(fn=None, *, next=None):
     return mark(fn) if fn is not None else mark
 
 
-def on_event(name: str):
-    """Mark ``handler(self, payload)`` as the handler of events called ``name``."""
+def on_event(name: str, *, example=None):
+    """Mark ``handler(self, payload)`` as the handler of events called ``name``.
+
+    ``example`` (JSON) is a payload the handler accepts: the dashboard shows it as the event
+    form's placeholder and help, so a sender knows what to send."""
     if not isinstance(name, str) or not name:
         raise FlowDefinitionError("on_event needs an event name")
 
     def mark(f):
         f._tw_event = name
+        f._tw_example = example
         return f
     return mark
 
@@ -66,12 +72,17 @@ def build_spec(cls) -> FlowSpec:
             f"{cls.__name__} defines {', '.join(clash)}: reserved by the engine's API")
     steps: dict[str, tuple | None] = {}
     handlers: dict[str, str] = {}
+    examples: dict[str, object] = {}
     for klass in reversed(cls.__mro__):
         for attr, value in vars(klass).items():
             if hasattr(value, "_tw_step"):
                 steps[attr] = value._tw_step
             if hasattr(value, "_tw_event"):
                 handlers[value._tw_event] = attr
+                if getattr(value, "_tw_example", None) is not None:
+                    examples[value._tw_event] = value._tw_example
+                else:
+                    examples.pop(value._tw_event, None)
     if not steps:
         raise FlowDefinitionError(f"{cls.__name__} has no @step methods")
     first = own.get("first_step") or getattr(cls, "first_step", None) or next(iter(steps))
@@ -81,7 +92,7 @@ def build_spec(cls) -> FlowSpec:
     trees = _step_trees(cls, steps)
     return FlowSpec(name=name, first_step=first, steps=tuple(steps),
                     transitions=_transitions(cls, steps, trees), handlers=handlers,
-                    doc=inspect.cleandoc(cls.__doc__ or ""),
+                    doc=inspect.cleandoc(cls.__doc__ or ""), examples=examples,
                     keys=None if trees is None else {n: command_keys(t) for n, t in trees.items()})
 
 

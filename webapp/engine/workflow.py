@@ -25,6 +25,11 @@ class Status(StrEnum):
 ACTIVE = (Status.RUNNING, Status.WAITING)
 _PLAIN = (str, int, float, bool, type(None))
 _B32 = "0123456789abcdefghijklmnopqrstuv"
+# Cache keys of the workflow's own clock (no step name, so they never clash with action keys):
+# how far its clock runs ahead of the caller's after "advance", and the target of an advance
+# under way (kept so a run interrupted half-way goes on to the same target).
+CLOCK_OFFSET = "_clockOffsetMs"
+ADVANCE_TO = "_advanceToMs"
 
 
 def to_seconds(now) -> float:
@@ -137,8 +142,19 @@ class Workflow:
         return self._tw.status
 
     def now(self) -> float:
-        """The workflow's clock in epoch seconds: the ``now`` of the current run or event."""
+        """The workflow's clock in epoch seconds: the ``now`` of the current run or event
+        (plus what ``advance`` added to this workflow's clock)."""
         return self._tw.now
+
+    def _clock_offset(self) -> float:
+        """Seconds this workflow's clock runs ahead of the caller's (0 until ``advance``)."""
+        return self._tw.cache.get(CLOCK_OFFSET, 0) / 1000
+
+    def __set_now(self, now) -> float:
+        """Set the workflow's clock from the caller's ``now``; returns the caller's seconds."""
+        base = to_seconds(now)
+        self._tw.now = base + self._clock_offset()
+        return base
 
     def log(self, type: str, /, **values) -> None:
         """Append an entry to the audit log."""
@@ -159,9 +175,11 @@ class Workflow:
         """Pause until ``when`` (epoch seconds or an aware datetime)."""
         return Sleep(key, until_ms=int(round(to_seconds(when) * 1000)))
 
-    def wait_event(self, key: str, request=None, timeout: float | None = None) -> WaitEvent:
-        """Pause until an event named ``key`` arrives; its payload is the yield's value."""
-        return WaitEvent(key, request, timeout)
+    def wait_event(self, key: str, request=None, timeout: float | None = None,
+                   example=None) -> WaitEvent:
+        """Pause until an event named ``key`` arrives; its payload is the yield's value.
+        ``example`` (JSON) is a payload the step accepts, shown to whoever sends it."""
+        return WaitEvent(key, request, timeout, example)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -180,16 +198,27 @@ class Workflow:
         keeps every result durable before the next side effect with fewer commits.
         """
         tw = self._tw
-        tw.now = to_seconds(now)
+        base = self.__set_now(now)
         if tw.status not in ACTIVE:
             return
-        self.__fire_due()
-        if tw.status is Status.WAITING:
-            return
+        try:
+            yield from self.__exec(before_actions, base)
+        finally:
+            self.__end_advance(base)
+
+    def __exec(self, before_actions: bool, base: float):
+        tw = self._tw
         while True:
+            self.__fire_due()
+            if tw.status is Status.WAITING:
+                if self.__advance_to_next():
+                    continue
+                return
             outcome = yield from self.__visit(before_actions)
             if outcome is _Pause:
                 tw.status = Status.WAITING
+                if self.__advance_to_next():
+                    continue          # an advance under way goes on to the next due wait
                 return
             if tw.status is Status.FAILED:
                 return
@@ -302,6 +331,7 @@ class Workflow:
             self.__register(f"{prefix}retry:{cmd.key}#{int(n) + 1}", {
                 "type": "timer", "isDone": False, "resumeId": self._resume_id(cmd.key),
                 "resumeAfter": next_at, "retry": True, "key": cmd.key, "attempt": attempt,
+                "error": {"type": type(exc).__name__, "message": str(exc)},
             }, "time")
             return False, None
         tw.cache[key] = result
@@ -347,6 +377,8 @@ class Workflow:
         if new:
             entry = {"type": "event", "isDone": False, "resumeId": self._resume_id(cmd.key),
                      "requestPayload": cmd.request, "responsePayload": None}
+            if cmd.example is not None:
+                entry["example"] = cmd.example
             if cmd.timeout is not None:
                 entry["timeoutAt"] = tw.now_ms + int(round(cmd.timeout * 1000))
             self.__register(skey, entry, "event")
@@ -419,6 +451,51 @@ class Workflow:
         tw.error = {"type": type(exc).__name__, "message": str(exc), "step": tw.step, "key": key}
         self.log("failed", **tw.error)
 
+    def _advance_clock(self, seconds: float, now=None) -> None:
+        """(The runtime's "advance"; underscored so no flow's own names can clash.) Move this
+        workflow's clock ``seconds`` ahead of the caller's ``now``: the next
+        ``run``/``exec`` fires, one after the other and each at its own due time, every timer
+        and event deadline that falls due within those seconds (a timer a step sets while
+        doing so fires too, if due in time); the workflow's clock then stays that far ahead."""
+        self.__require_open("advance the clock of")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not (
+                0 <= seconds < 1e10):
+            raise ValueError("seconds must be a number from 0 up")
+        tw = self._tw
+        self.__set_now(now)
+        tw.cache[ADVANCE_TO] = tw.now_ms + int(round(seconds * 1000))
+        self.log("clock_advanced", seconds=seconds, toAt=tw.cache[ADVANCE_TO])
+
+    def __advance_to_next(self) -> bool:
+        """During an advance: move the clock to the next open wait due by its target."""
+        tw = self._tw
+        target = tw.cache.get(ADVANCE_TO)
+        if target is None:
+            return False
+        due = self.__next_due_ms()
+        if due is None or due > target:
+            return False
+        tw.now = max(tw.now, due / 1000)
+        return True
+
+    def __end_advance(self, base: float) -> None:
+        tw = self._tw
+        target = tw.cache.pop(ADVANCE_TO, None)
+        if target is None:
+            return
+        tw.now = max(tw.now, target / 1000)
+        offset = target - int(round(base * 1000))
+        if offset:
+            tw.cache[CLOCK_OFFSET] = offset
+        else:
+            tw.cache.pop(CLOCK_OFFSET, None)
+
+    def __next_due_ms(self):
+        tw = self._tw
+        times = [t for t in (tw.system[k].get("resumeAfter") if tw.system[k]["type"] == "timer"
+                             else tw.system[k].get("timeoutAt") for k in tw.open) if t is not None]
+        return min(times) if times else None
+
     def pending(self) -> list[dict]:
         """The open waits (empty unless running or waiting)."""
         tw = self._tw
@@ -429,28 +506,33 @@ class Workflow:
                                                     or tw.system[k].get("timeoutAt") or 0, k)):
             entry = tw.system[skey]
             if entry.get("retry"):
-                out.append({"resumeId": entry["resumeId"], "type": "timer", "key": entry["key"],
-                            "resumeAfter": entry["resumeAfter"], "retry": True,
-                            "attempt": entry["attempt"]})
+                item = {"resumeId": entry["resumeId"], "type": "timer", "key": entry["key"],
+                        "resumeAfter": entry["resumeAfter"], "retry": True,
+                        "attempt": entry["attempt"]}
+                if entry.get("error"):
+                    item["error"] = entry["error"]
+                out.append(item)
             elif entry["type"] == "timer":
                 out.append({"resumeId": entry["resumeId"], "type": "timer",
                             "key": skey.split(":timer:", 1)[1],
                             "resumeAfter": entry["resumeAfter"]})
             else:
-                out.append({"resumeId": entry["resumeId"], "type": "event",
-                            "key": skey.split(":event:", 1)[1],
-                            "requestPayload": entry.get("requestPayload"),
-                            "timeoutAt": entry.get("timeoutAt")})
+                item = {"resumeId": entry["resumeId"], "type": "event",
+                        "key": skey.split(":event:", 1)[1],
+                        "requestPayload": entry.get("requestPayload"),
+                        "timeoutAt": entry.get("timeoutAt")}
+                if entry.get("example") is not None:
+                    item["example"] = entry["example"]
+                out.append(item)
         return out
 
     def wake_at(self) -> float | None:
-        """Epoch seconds of the earliest open timer or event deadline, or None."""
-        tw = self._tw
-        if tw.status not in ACTIVE:
+        """Epoch seconds of the earliest open timer or event deadline, or None (on the
+        caller's clock: less this workflow's clock offset)."""
+        if self._tw.status not in ACTIVE:
             return None
-        times = [t for t in (tw.system[k].get("resumeAfter") if tw.system[k]["type"] == "timer"
-                             else tw.system[k].get("timeoutAt") for k in tw.open) if t is not None]
-        return min(times) / 1000 if times else None
+        due = self.__next_due_ms()
+        return None if due is None else due / 1000 - self._clock_offset()
 
     # -- from outside -------------------------------------------------------------------------
 
@@ -462,7 +544,7 @@ class Workflow:
         """Resolve the open wait ``resume_id`` (KeyError if none is open)."""
         self.__require_open("resolve a wait of")
         tw = self._tw
-        tw.now = to_seconds(now)
+        self.__set_now(now)
         for skey in tw.open:
             if tw.system[skey]["resumeId"] == resume_id:
                 self.__resolve_entry(skey, tw.system[skey], payload)
@@ -475,7 +557,7 @@ class Workflow:
         Returns how it was handled: "wait", "handler" or "inbox"."""
         self.__require_open("send an event to")
         tw = self._tw
-        tw.now = to_seconds(now)
+        self.__set_now(now)
         suffix = ":event:" + name
         for skey in sorted(tw.open):
             if skey.endswith(suffix) and tw.system[skey]["type"] == "event":
@@ -508,7 +590,7 @@ class Workflow:
         tw = self._tw
         if tw.status in (Status.FINISHED, Status.CANCELLED):
             raise WorkflowClosed(f"cannot cancel a {tw.status} workflow")
-        tw.now = to_seconds(now)
+        self.__set_now(now)
         self.__close_open("cancelled")
         tw.status = Status.CANCELLED
         self.log("cancelled", reason=reason)
@@ -518,7 +600,7 @@ class Workflow:
         tw = self._tw
         if tw.status is not Status.FAILED:
             raise ValueError(f"only a failed workflow can be retried; this one is {tw.status}")
-        tw.now = to_seconds(now)
+        self.__set_now(now)
         key = (tw.error or {}).get("key")
         if key is not None:
             prefix = f"{tw.cache.get('_seq', 0)}:{tw.step}:"

@@ -151,20 +151,24 @@ class Runtime:
 
     @_unit
     def send(self, id: str, name: str, payload=None, idempotency_key: str | None = None,
-             now=None):
+             now=None, outcome: dict | None = None):
         """Deliver event ``name`` (wf.send) then run. Same idempotency key twice: delivered
-        once, the second call returns the record unchanged."""
+        once, the second call returns the record unchanged. ``outcome`` (a dict), when given,
+        gets ``"delivered"``: ``"wait"``, ``"handler"`` or ``"inbox"`` (none when the key was
+        seen before)."""
         rules.event_name(name)
         self.check_json(payload, "the event's payload")
         rules.idempotency_key(idempotency_key)
 
         def mutate(wf, now):
             try:
-                wf.send(name, payload, now=now)
+                delivered = wf.send(name, payload, now=now)
             except WorkflowClosed as error:
                 raise Conflict(str(error)) from None
             except Exception as error:    # the flow's handler refused it
                 raise Invalid(str(error) or type(error).__name__) from error
+            if outcome is not None:
+                outcome["delivered"] = delivered
         return self._change(id, mutate, now, event_key=idempotency_key)
 
     @_unit
@@ -193,14 +197,17 @@ class Runtime:
 
     @_unit
     def advance(self, id: str, seconds: float, now=None):
-        """Run the workflow as if ``seconds`` had passed: timers and deadlines due by
-        now+seconds fire."""
+        """Run the workflow as if ``seconds`` had passed: every timer and deadline that falls
+        due within them fires, each at its own due time, and its clock stays that far
+        ahead."""
         seconds = rules.seconds(seconds)
 
         def mutate(wf, now):
             if wf.status not in _ACTIVE:
                 raise Conflict(f"cannot advance the timers of a {wf.status} workflow")
-            return now + seconds
+            # The engine fires each wait due within the seconds at its own due time, one
+            # after the other, and keeps the workflow's clock that far ahead.
+            wf._advance_clock(seconds, now=now)
         return self._change(id, mutate, now)
 
     @_unit

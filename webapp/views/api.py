@@ -28,8 +28,9 @@ def runtime_problem(error: RuntimeProblem):
 
 # --- reading requests ------------------------------------------------------------------------
 
-def body() -> dict:
-    """The JSON object sent (an empty body is ``{}``); not JSON -> 400, not an object -> 422."""
+def body(*fields: str) -> dict:
+    """The JSON object sent (an empty body is ``{}``); not JSON -> 400, not an object -> 422,
+    a field other than ``fields`` -> 422 naming it (a misspelt "stat" is not ignored)."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         return {}
@@ -39,6 +40,10 @@ def body() -> dict:
         raise RuntimeProblem(f"{error}.") from None
     if not isinstance(data, dict):
         raise Invalid("The body must be a JSON object.")
+    unknown = [name for name in data if name not in fields]
+    if unknown:
+        takes = f"it takes {', '.join(map(repr, fields))}" if fields else "it takes none"
+        raise Invalid(f"Unknown field {unknown[0]!r}: {takes}.")
     return data
 
 
@@ -66,7 +71,7 @@ def limit_arg(default: int) -> int:
 
 def workflow(row, status: int = 200):
     """The one-workflow answer (no audit log: small whatever the history)."""
-    return runtime.describe(row), status
+    return web.workflow_answer(row), status
 
 
 # --- workflows -------------------------------------------------------------------------------
@@ -86,7 +91,7 @@ def list_workflows():
 
 @bp.post("/workflows")
 def start():
-    data = body()
+    data = body("flow", "state", "id")
     flow = text_field(data, "flow", required=True)
     state = data.get("state")
     if state is not None and not isinstance(state, dict):
@@ -119,10 +124,16 @@ def logs(id: str):
 
 @bp.post("/workflows/<id>/events")
 def send_event(id: str):
-    data = body()
+    data = body("name", "payload", "idempotency_key")
+    outcome: dict = {}
     row = runtime.send(id, text_field(data, "name", required=True), data.get("payload"),
-                       idempotency_key=text_field(data, "idempotency_key"))
-    return workflow(row)
+                       idempotency_key=text_field(data, "idempotency_key"), outcome=outcome)
+    answer, status = workflow(row)
+    # How it was delivered: "wait" (a step was waiting for it), "handler" (its @on_event
+    # handler), "inbox" (kept until a step waits for it: nothing was waiting), or "duplicate"
+    # (its idempotency key was seen before: nothing was done again).
+    answer["delivered"] = outcome.get("delivered", "duplicate")
+    return answer, status
 
 
 @bp.post("/workflows/<id>/timers/<resume_id>/fire")
@@ -133,7 +144,7 @@ def fire_timer(id: str, resume_id: str):
 
 @bp.post("/workflows/<id>/timers/advance")
 def advance(id: str):
-    seconds = body().get("seconds")
+    seconds = body("seconds").get("seconds")
     if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
             or not math.isfinite(seconds) or seconds < 0):
         raise Invalid("'seconds' must be a number, zero or more.")
@@ -142,7 +153,7 @@ def advance(id: str):
 
 @bp.post("/workflows/<id>/cancel")
 def cancel(id: str):
-    return workflow(runtime.cancel(id, reason=text_field(body(), "reason")))
+    return workflow(runtime.cancel(id, reason=text_field(body("reason"), "reason")))
 
 
 @bp.post("/workflows/<id>/retry")

@@ -21,9 +21,10 @@ from markupsafe import Markup, escape
 from sqlalchemy import exc as db_errors
 from werkzeug.exceptions import HTTPException, SecurityError
 
-from ..runtime import rules
+from .. import runtime
 from ..engine import Status
-from ..runtime import Invalid, Unavailable
+from ..engine.workflow import CLOCK_OFFSET
+from ..runtime import Invalid, Unavailable, rules
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,9 @@ def init_app(app) -> None:
     if app.config.get("MAX_CONTENT_LENGTH") is None:
         app.config["MAX_CONTENT_LENGTH"] = app.config["TINYFLOW_MAX_PAYLOAD"]
     app.jinja_env.filters.update(reltime=reltime, pretty=pretty, compact=compact, slug=slug,
-                              reject_keys=reject_keys, inline_code=inline_code)
-    app.jinja_env.globals.update(is_htmx=is_htmx)
+                              reject_keys=reject_keys, inline_code=inline_code,
+                              log_times=log_times, duration=duration)
+    app.jinja_env.globals.update(is_htmx=is_htmx, example_text=example_text)
     app.json = StrictJSONProvider(app)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(CSRFError, csrf_error)
@@ -112,20 +114,34 @@ def to_datetime(value) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+_UNITS = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+
+
+def duration(seconds: float) -> str:
+    """``"1 h"``, ``"3 min"``, ``"42 s"``: the largest unit that fits twice (or once, within a
+    second), rounded to the nearest: a one-day timeout set a moment ago is "1 d", not "23 h",
+    and 90 min stays "90 min", not "1 h"."""
+    size = abs(seconds)
+    for unit, width in _UNITS:
+        if size >= width * 2 or abs(size - width) < 1 or unit == "s":
+            return f"{round(size / width)} {unit}"
+    return f"{round(size)} s"
+
+
 def humanize(seconds: float) -> str:
     """``"3 min ago"`` / ``"in 2 h"`` for a signed offset from now (positive: future)."""
-    size = abs(seconds)
-    if size < 1:
+    if abs(seconds) < 1:
         return "now" if seconds >= 0 else "just now"
-    for unit, width in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
-        if size >= width or unit == "s":
-            amount = f"{int(size // width)} {unit}"
-            break
+    amount = duration(seconds)
     return f"in {amount}" if seconds > 0 else f"{amount} ago"
 
 
-def reltime(value, empty: str = "—") -> Markup:
-    """``<time datetime=ISO title="exact UTC">3 min ago</time>``, rendered server-side."""
+def reltime(value, empty: str = "—", ahead: float = 0.0) -> Markup:
+    """``<time datetime=ISO title="exact UTC">3 min ago</time>``, rendered server-side.
+
+    ``ahead``: a time on a workflow's clock, which runs that many seconds ahead of the wall
+    clock after "Advance the clock": "3 min ago" is then on the workflow's clock, and the
+    tooltip says the wall-clock time too."""
     try:
         moment = to_datetime(value)
     except (ValueError, TypeError, OverflowError, OSError):   # not a time (an odd import)
@@ -135,8 +151,25 @@ def reltime(value, empty: str = "—") -> Markup:
     moment = moment.astimezone(timezone.utc)
     iso = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     exact = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-    label = humanize(moment.timestamp() - now())
+    label = humanize(moment.timestamp() - now() - (ahead or 0))
+    if ahead:
+        wall = datetime.fromtimestamp(moment.timestamp() - ahead, timezone.utc)
+        exact = (f"{exact} on the workflow's clock "
+                 f"({wall:%Y-%m-%d %H:%M:%S} UTC on the wall clock)")
     return Markup('<time datetime="{}" title="{}">{}</time>').format(iso, exact, label)
+
+
+_EPOCH_MS = (946684800000, 4102444800000)     # 2000-01-01 to 2100-01-01: epoch milliseconds
+
+
+def log_times(values) -> list[tuple[str, int]]:
+    """The values of an audit-log entry that are times (``...At`` names holding epoch ms, such
+    as ``nextAttemptAt``), so the log can show them as times beside the raw JSON."""
+    if not isinstance(values, dict):
+        return []
+    return [(key, value) for key, value in values.items()
+            if isinstance(key, str) and key.endswith("At") and isinstance(value, (int, float))
+            and not isinstance(value, bool) and _EPOCH_MS[0] <= value < _EPOCH_MS[1]]
 
 
 def pretty(value) -> str:
@@ -169,6 +202,19 @@ def slug(value) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", str(value))
 
 
+def example_text(example) -> str | None:
+    """An event's example payload as one would type it into the form (``None``: no example)."""
+    if example is None:
+        return None
+    if isinstance(example, str):
+        # Text that would parse as JSON is typed quoted, so it stays text.
+        try:
+            json.loads(example)
+        except ValueError:
+            return example
+    return json.dumps(example, ensure_ascii=False, separators=(", ", ": "))
+
+
 def flow_dict(flow_cls) -> dict:
     """A registered flow as the API lists it (and the flows page shows it)."""
     spec = flow_cls.__workflow__
@@ -178,7 +224,52 @@ def flow_dict(flow_cls) -> dict:
         "steps": list(spec.steps),
         "first_step": spec.first_step,
         "transitions": {name: list(nexts) for name, nexts in spec.transitions.items()},
+        # each @on_event handler's event, with the example payload the flow gives (or null)
+        "events": {name: {"handler": method, "example": (spec.examples or {}).get(name)}
+                   for name, method in sorted(spec.handlers.items())},
     }
+
+
+# --- one workflow, as the API answers it and the page shows it ------------------------------
+
+def _iso_ms(ms) -> str | None:
+    """Epoch milliseconds as the API writes times: ISO 8601 UTC."""
+    moment = to_datetime(ms)
+    return None if moment is None else moment.isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+ANSWER_EXTRAS = ("cancel_reason", "last_error", "clock_offset")
+
+
+def workflow_answer(row) -> dict:
+    """The runtime's one-workflow dict plus what a reader needs at a glance:
+
+    - ``cancel_reason``: why a cancelled workflow was cancelled (``null`` otherwise);
+    - ``last_error``: while a failed action waits for its next attempt, the error of the last
+      one (``{"type", "message", "attempt", "next_attempt_at"}``), else ``null``;
+    - ``clock_offset``: seconds the workflow's own clock runs ahead of the wall clock after
+      "advance" (0 until then): its audit-log times and due times are on that clock.
+    """
+    wf = runtime.describe(row)
+    reason = None
+    if wf["status"] == "cancelled":
+        entries, _ = runtime.logs(wf["id"], type="cancelled", limit=1)
+        if entries:
+            reason = entries[-1]["values"].get("reason")
+    last_error = None
+    for wait in wf["pending"]:
+        if wait.get("retry") and isinstance(wait.get("error"), dict):
+            last_error = {"type": wait["error"].get("type"), "message": wait["error"].get("message"),
+                          "attempt": wait.get("attempt"),
+                          "next_attempt_at": _iso_ms(wait.get("resumeAfter"))}
+    offset = 0.0
+    try:
+        cache = json.loads(row.cache) if row.cache else {}
+        offset = float(cache.get(CLOCK_OFFSET, 0)) / 1000 if isinstance(cache, dict) else 0.0
+    except (ValueError, TypeError):
+        pass
+    return {**wf, "cancel_reason": reason, "last_error": last_error, "clock_offset": offset}
 
 
 # --- form values -----------------------------------------------------------------------------

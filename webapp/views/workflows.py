@@ -28,9 +28,13 @@ LOG_PAGE_SIZE = 100
 
 
 class FormError(Exception):
-    """A form value the user must fix (shown beside the form, 422)."""
+    """A form value the user must fix (shown beside the form, 422); ``field`` names it."""
 
     status = 422
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 @bp.errorhandler(RuntimeProblem)
@@ -116,12 +120,15 @@ def start():
     try:
         flow = form.get("flow", "").strip()
         if not flow:
-            raise FormError("Choose a flow to start.")
+            raise FormError("Choose a flow to start.", "flow")
         state = parse_state(form.get("state", ""))
         wf_id = form.get("id", "").strip() or None
         row = runtime.start(flow, state=state, id=wf_id)
     except (FormError, RuntimeProblem) as error:
-        start_form = {"values": form.to_dict(), "message": str(error)}
+        # The field to fix gets the focus, so a page reloaded without JavaScript scrolls to it.
+        field = getattr(error, "field", None) or (
+            "flow" if isinstance(error, runtime.NotFound) else "id")
+        start_form = {"values": form.to_dict(), "message": str(error), "field": field}
         if web.is_htmx():
             html = render_template("workflows/_start_form.html", start_form=start_form,
                                    flows=sorted(runtime.registry()))
@@ -141,11 +148,13 @@ def parse_state(text: str) -> dict:
     if not text.strip():
         return {}
     try:
-        state = rules.loads(text, "The initial state", error=FormError)
+        state = rules.loads(text, "The initial state",
+                            error=lambda message: FormError(message, "state"))
     except rules.NotJSON as error:
-        raise FormError(f"The initial state is not valid JSON: {error.detail}.") from None
+        raise FormError(f"The initial state is not valid JSON: {error.detail}.", "state") from None
     if not isinstance(state, dict):
-        raise FormError('The initial state must be a JSON object, like {"name": "Ada"}.')
+        raise FormError('The initial state must be a JSON object, like {"name": "Ada"}.',
+                        "state")
     return state
 
 
@@ -154,23 +163,41 @@ def parse_state(text: str) -> dict:
 def log_filters() -> dict:
     args = request.args
     return {"type": args.get("type") or None, "step": args.get("step") or None,
-            "cursor": args.get("cursor") or None}
+            "cursor": args.get("cursor") or None,
+            "page": "last" if args.get("page") == "last" else None}
 
 
-def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = None) -> dict:
-    """Everything the workflow page shows; ``failed`` is the form to show again with its error."""
+def last_log_page(history: list[dict], filters: dict) -> list[dict]:
+    """The newest entries that match the filters (the pager's "Newest entries")."""
+    matching = [{"n": n, **entry} for n, entry in enumerate(history, 1)
+                if (not filters["type"] or entry.get("type") == filters["type"])
+                and (not filters["step"] or entry.get("_step") == filters["step"])]
+    return matching[-LOG_PAGE_SIZE:]
+
+
+def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = None,
+                   preserve: bool = False) -> dict:
+    """Everything the workflow page shows; ``failed`` is the form to show again with its error;
+    ``preserve`` (a poll's answer) keeps the fields as the person left them (hx-preserve)."""
     row = runtime.get(wf_id)
-    wf = runtime.describe(row)
+    wf = web.workflow_answer(row)
     flow_cls = runtime.registry().get(wf["flow"])
     spec = getattr(flow_cls, "__workflow__", None)
     filters = log_filters()
-    entries, next_log_cursor = runtime.logs(wf_id, type=filters["type"], step=filters["step"],
-                                            cursor=filters["cursor"], limit=LOG_PAGE_SIZE)
     history = runtime.all_logs(wf_id)
+    if filters["page"] == "last":
+        entries, next_log_cursor = last_log_page(history, filters), None
+    else:
+        entries, next_log_cursor = runtime.logs(wf_id, type=filters["type"],
+                                                step=filters["step"], cursor=filters["cursor"],
+                                                limit=LOG_PAGE_SIZE)
+    # The workflow's own clock: the wall clock, plus what "Advance the clock" added.
+    workflow_now = web.now() + wf["clock_offset"]
     picture = None
     if flow_cls is not None:
         picture = diagram.build(flow_cls, history, status=wf["status"], step=wf["step"],
                                 pending=wf["pending"], error=wf["error"],
+                                now_ms=workflow_now * 1000,
                                 link=lambda step: url_for("workflows.show", id=wf_id, step=step,
                                                           _anchor="audit-log"))
     timers = [w for w in wf["pending"] if w.get("type") == "timer"]
@@ -193,8 +220,14 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
         *(["retry-form"] if can_retry else []),
     }
     log_query = {k: v for k, v in filters.items() if v}
+    examples = dict(spec.examples or {}) if spec else {}
     return {
         "wf": wf,
+        "examples": examples,
+        "clock_offset": wf["clock_offset"],
+        "preserve": preserve,
+        "last_log_page": filters["page"] == "last",
+        "has_more_logs": wf["log_count"] > LOG_PAGE_SIZE,
         "spec": spec,
         "diagram": picture,
         "timers": timers,
@@ -213,7 +246,7 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
         "log_types": sorted({entry["type"] for entry in history}),
         "log_steps": list(spec.steps) if spec else sorted({e.get("_step") for e in history
                                                            if e.get("_step")}),
-        "version": digest(wf),
+        "version": digest({k: v for k, v in wf.items() if k not in web.ANSWER_EXTRAS}),
         "failed": failed or {},
         "notices": [notice] if notice else get_flashed_messages(),
         # A fresh idempotency key per rendering (each form adds its own suffix): a form
@@ -223,6 +256,7 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
 
 
 def render_detail(wf_id: str, status: int = 200, **kwargs):
+    """The page (or, for htmx, its live block)."""
     try:
         ctx = detail_context(wf_id, **kwargs)
     except runtime.Broken as error:
@@ -240,7 +274,26 @@ def show(id: str):
                 return "", 204
         except runtime.Broken as error:
             return render_broken(id, error)
+        # Something changed: the fresh block keeps what the person is typing (hx-preserve).
+        return render_detail(id, preserve=True)
     return render_detail(id)
+
+
+# A form refused without JavaScript answers at its own address (POST .../events); opened
+# again (reload, a bookmark, the address bar), that address shows the workflow's page.
+@bp.get("/workflows/<path:id>/events")
+@bp.get("/workflows/<path:id>/timers/advance")
+@bp.get("/workflows/<path:id>/timers/<resume_id>/fire")
+@bp.get("/workflows/<path:id>/cancel")
+@bp.get("/workflows/<path:id>/retry")
+def form_address(id: str, resume_id: str | None = None):
+    whole = request.path.removeprefix("/workflows/")
+    try:
+        runtime.get(whole)               # a workflow whose id itself ends like that
+    except runtime.NotFound:
+        runtime.get(id)
+        return redirect(url_for("workflows.show", id=id), 303)
+    return show(whole)
 
 
 def render_broken(wf_id: str, error: runtime.Broken, status: int = 200):
@@ -259,6 +312,7 @@ def act(wf_id: str, form_id: str, action, done: str):
     except (FormError, RuntimeProblem) as error:
         failed = {"id": form_id, "message": str(error), "values": request.form.to_dict()}
         return render_detail(wf_id, status=error.status, failed=failed)
+    done = done() if callable(done) else done
     if web.is_htmx():
         return render_detail(wf_id, notice=done)
     flash(done)
@@ -271,13 +325,23 @@ def send_event(id: str):
     name = form.get("name", "").strip()
     form_id = form.get("form") or "send-event-form"
 
+    outcome: dict = {}
+
     def deliver():
         if not name:
             raise FormError("Give the event a name.")
         runtime.send(id, name, web.parse_value(form.get("value")),
-                     idempotency_key=form.get("idempotency_key") or None)
+                     idempotency_key=form.get("idempotency_key") or None, outcome=outcome)
 
-    return act(id, form_id, deliver, f"Event “{name}” sent.")
+    def done():
+        if outcome.get("delivered") == "inbox":
+            return (f"Event “{name}” kept in the inbox: nothing waits for it now; a step that "
+                    "waits for it later gets it.")
+        if not outcome:
+            return f"Event “{name}” was sent before: it is not delivered twice."
+        return f"Event “{name}” sent."
+
+    return act(id, form_id, deliver, done)
 
 
 @bp.post("/workflows/<id>/timers/<resume_id>/fire")
@@ -299,7 +363,13 @@ def advance(id: str):
             raise FormError("The number of seconds must be zero or more.")
         runtime.advance(id, seconds)
 
-    return act(id, "advance-form", run, f"Advanced by {text} s.")
+    def done():
+        offset = web.workflow_answer(runtime.get(id))["clock_offset"]
+        ahead = (f" The workflow's clock is now {web.duration(offset)} ahead of the wall clock."
+                 if offset >= 1 else "")
+        return f"Advanced by {text} s.{ahead}"
+
+    return act(id, "advance-form", run, done)
 
 
 @bp.post("/workflows/<id>/cancel")
