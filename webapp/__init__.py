@@ -78,6 +78,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["TINYFLOW_DATABASE_URL"] = app.config["SQLALCHEMY_DATABASE_URI"]
 
     init_runtime(app)           # the app's Runtime: its settings are app.config
+    if app.config["TINYFLOW_DOT"]:
+        from . import diagram
+
+        diagram.renderer.dot_command = app.config["TINYFLOW_DOT"]   # one renderer a process
 
     from .views import access, api, flows, workflows
 

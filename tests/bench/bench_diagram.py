@@ -55,7 +55,7 @@ def measure_diagram(repeat: int = 200) -> dict[str, list[float]]:
                              pending=pending, link=lambda s: f"?log_step={s}#log")
 
     def build_and_render():
-        diagram._cache.clear()         # a real Graphviz render every time
+        diagram.renderer.cache.clear()         # a real Graphviz render every time
         build().svg()
 
     start = time.perf_counter()

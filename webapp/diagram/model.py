@@ -1,0 +1,199 @@
+"""The neutral graph model of a diagram, built from a flow's static transitions and one
+workflow's audit log (``build``) or from the flow alone (``static``); ``dot`` draws it."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .history import StepFacts, read_keys, read_log
+from .render import renderer
+from .words import failure_text, wait_badge, wait_text
+
+log = logging.getLogger("webapp.diagram")
+
+AUDIT_OFF_NOTE = ("This workflow was recorded with the audit log off: transitions are unknown; "
+                  "steps are drawn from custom log entries.")
+NO_LOG_NOTE = ("This workflow has no audit log: the path it took is unknown; "
+               "only its current step is known.")
+KEYS_NOTE = ("This workflow was recorded with the audit log off: its path is rebuilt from the "
+             "visit numbers in its cache and wait keys, so the time spent in each step is "
+             "unknown.")
+NO_STATIC_NOTE = ("The flow's possible transitions are unknown (its source could not be read), "
+                  "so only transitions taken are drawn.")
+
+
+@dataclass
+class Node:
+    """One step as drawn: its facts, classes, and what the page says about it."""
+
+    name: str
+    facts: StepFacts
+    classes: tuple[str, ...] = ("step",)
+    notes: tuple[str, ...] = ()     # where the workflow is, in full: tooltip and table
+    badge: tuple[str, ...] = ()     # the same, short: label lines
+    href: str | None = None
+
+    @property
+    def summary(self) -> str:
+        """Where the workflow is, in words: "current; waiting for event event_ask"."""
+        return "; ".join((["current"] if "current" in self.classes else []) + list(self.notes))
+
+
+@dataclass
+class Diagram:
+    """A flow or workflow to draw: the neutral model, before any DOT.
+
+    ``edges`` lists ``(from, to, count)``, taken transitions first (``count`` is ``None``
+    where it cannot be known, and a lower bound when ``path_known`` is false); ``nodes`` has
+    each step's facts, in drawing order; ``first`` is where the start marker points;
+    ``ends`` lists ``(step, kind, tooltip)`` end markers (``kind``: finished, cancelled, or
+    possible in a flow's static graph); ``notes`` says what the history cannot tell.
+    """
+
+    flow: str
+    first: str
+    edges: list[tuple[str, str, int | None]]
+    notes: list[str]
+    nodes: list[Node] = field(default_factory=list)
+    history: bool = True            # False for a flow's static graph
+    path_known: bool = True         # False when the history cannot say every transition
+    ends: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def dot(self) -> str:
+        from .dot import to_dot
+        return to_dot(self)
+
+    def svg(self) -> str:
+        """The SVG, ready to inline in a page (raises DiagramError)."""
+        return renderer.render(self.dot)
+
+    def svg_or_none(self) -> str | None:
+        """The SVG, or None (the error logged) so that a page can still show the tables."""
+        try:
+            return self.svg()
+        except Exception:  # noqa: BLE001 - a page must not die for its picture
+            log.exception("rendering the diagram failed")
+            return None
+
+
+def build(flow_cls, logs, *, status, step, pending=(), error=None,
+          link: Callable[[str], str] | None = None, snapshot: dict | None = None,
+          now_ms: float | None = None) -> Diagram:
+    """Draw one workflow: every path its audit log shows, over the flow's static graph.
+
+    Args:
+        flow_cls: the workflow class (its ``__workflow__`` spec gives steps and transitions).
+        logs: audit-log entries ``{type, values, _at, _step}``, oldest first.
+        status: the workflow's status (``running``, ``waiting``, ``finished``, ...).
+        step: its current step.
+        pending: its open waits, as ``wf.pending()`` lists them.
+        error: the snapshot's ``error`` dict when it failed.
+        link: ``link(step_name) -> url`` for each step node.
+        snapshot: optional, a dict with the snapshot's ``cache`` and ``system``: when the log
+            was written with the audit log off, their keys still tell which step each visit
+            was.
+        now_ms: the workflow's clock (epoch ms): a running or waiting workflow's current
+            visit is timed until then, not until its last log entry.
+    """
+    spec = flow_cls.__workflow__
+    status = str(status or "running")
+    h = read_log(logs, now_ms if status in ("running", "waiting") else None)
+    first = h.first or spec.first_step
+    notes: list[str] = []
+    if h.audit_off and snapshot:
+        missing = read_keys(h, snapshot, spec.first_step, step)
+        first = h.first
+        if h.taken or h.complete:
+            notes.append(KEYS_NOTE)
+        if missing:
+            which = ", ".join(map(str, missing[:12])) + (" …" if len(missing) > 12 else "")
+            notes.append((f"The step of visit {which} is unknown" if len(missing) == 1 else
+                          f"The steps of visits {which} are unknown")
+                         + ", so other transitions may have been taken too; "
+                           "the counts drawn are the least there were.")
+    if h.audit_off and not notes:
+        notes.append(AUDIT_OFF_NOTE if h.steps else NO_LOG_NOTE)
+
+    possible = _static_edges(spec)
+    if possible is None:
+        notes.append(NO_STATIC_NOTE)
+        possible = []
+    undeclared = [pair for pair in h.taken if pair not in set(possible)]
+    if undeclared and spec.transitions is not None:
+        notes.append("Transitions taken that the flow does not declare (any more): "
+                     + ", ".join(f"{a} → {b}" for a, b in undeclared) + ".")
+    untaken = 0 if h.complete else None
+    edges = [(a, b, n) for (a, b), n in h.taken.items()]
+    edges += [(a, b, untaken) for a, b in possible if (a, b) not in h.taken]
+
+    in_flow = set(spec.steps)
+    order = list(dict.fromkeys([*spec.steps, *h.steps, first, *([step] if step else []),
+                                *(name for pair in h.taken for name in pair)]))
+    strangers = [name for name in order if name not in in_flow]
+    if strangers:
+        notes.append(f"Steps not in the flow {spec.name} (any more): {', '.join(strangers)}; "
+                     "its code changed after this workflow ran.")
+
+    failed_at = (error or {}).get("step") or step if status == "failed" else None
+    waiting = status == "waiting" or (status == "running" and bool(pending))
+    nodes = []
+    for name in order:
+        facts = h.steps.get(name) or StepFacts(
+            name, visits=0 if h.complete else None, total_ms=0.0 if h.complete else None)
+        facts.in_flow = name in in_flow
+        classes, notes_here, badge = ["step"], [], []
+        if name == step:
+            classes.append("current")
+        if name in h.steps or name == step:
+            classes.append("visited")
+        if name == failed_at:
+            classes.append("failed")
+            notes_here.append(failure_text(error))
+            badge.append(f"failed: {(error or {}).get('type') or 'error'}")
+        if name == step and waiting:
+            classes.append("waiting")
+            notes_here.extend([wait_text(p) for p in pending] or ["waiting"])
+            badge.extend(wait_badge(pending))
+        if name == step and status == "finished":
+            notes_here.append("finished here")
+        if name == step and status == "cancelled":
+            notes_here.append("cancelled here" + (f": {h.cancel_reason}" if h.cancel_reason
+                                                  else ""))
+        nodes.append(Node(name, facts, tuple(classes), tuple(notes_here), tuple(badge),
+                          href=link(name) if link else None))
+
+    ends = []
+    if step in order and status == "finished":
+        ends.append((step, "finished", "Finished"))
+    elif step in order and status == "cancelled":
+        ends.append((step, "cancelled",
+                     f"Cancelled: {h.cancel_reason}" if h.cancel_reason else "Cancelled"))
+    return Diagram(spec.name, first, edges, notes, nodes, history=True, path_known=h.complete,
+                   ends=ends)
+
+
+def static(flow_cls, link: Callable[[str], str] | None = None) -> Diagram:
+    """Draw a flow alone: its steps and every transition its code can take."""
+    spec = flow_cls.__workflow__
+    notes: list[str] = []
+    possible = _static_edges(spec)
+    if possible is None:
+        notes.append("The flow's transitions are unknown: its source could not be read.")
+        possible = []
+    nodes = [Node(name, StepFacts(name, visits=None, total_ms=None),
+                  href=link(name) if link else None) for name in spec.steps]
+    edges = [(a, b, None) for a, b in possible]
+    ends = []
+    if spec.transitions is not None:
+        ends = [(name, "possible", "The workflow finishes") for name in spec.steps
+                if not spec.transitions.get(name)]
+    return Diagram(spec.name, spec.first_step, edges, notes, nodes, history=False,
+                   path_known=False, ends=ends)
+
+
+def _static_edges(spec) -> list[tuple[str, str]] | None:
+    if spec.transitions is None:
+        return None
+    return [(a, b) for a in spec.steps for b in spec.transitions.get(a, ())]
