@@ -12,17 +12,18 @@ The package's modules: ``settings`` (every TINYFLOW_* setting), ``registry`` (lo
 ``importer`` and ``errors``.
 
 Inside the Flask app, ``current()`` is the app's Runtime, and the functions below (``start``,
-``send``, ``get``, ...) call it: the views and the tests use them.
+``send``, ``get``, ...) call its record-level commands (``Commands``): the views and the tests
+use them.
 """
 from __future__ import annotations
 
-from .core import Runtime, owner_id
+from .core import Commands, Runtime, owner_id
 from .errors import Broken, Conflict, Invalid, NotFound, RuntimeProblem, Unavailable
 from .registry import FlowsError, load_flows
 from .runner import Runner
 from .settings import SETTINGS, Settings, SettingError
 
-__all__ = ["Runtime", "Runner", "Settings", "SETTINGS", "SettingError", "FlowsError",
+__all__ = ["Runtime", "Commands", "Runner", "Settings", "SETTINGS", "SettingError", "FlowsError",
            "RuntimeProblem", "NotFound", "Conflict", "Invalid", "Unavailable", "Broken",
            "owner_id", "load_flows", "current", "init_app", "start_runner"]
 
@@ -73,10 +74,10 @@ def start_runner(app, **options) -> Runner:
 
 
 def _calls(name: str):
-    method = getattr(Runtime, name)
+    method = getattr(Commands, name)      # the record-level command, not Runtime's dict one
 
     def call(*args, **kwargs):
-        return getattr(current(), name)(*args, **kwargs)
+        return method(current(), *args, **kwargs)
     call.__name__ = call.__qualname__ = name
     call.__doc__ = method.__doc__
     return call
@@ -101,8 +102,9 @@ summary = Runtime.summary
 
 
 def list_workflows(flows=(), statuses=(), q=None, cursor=None, limit=50):
-    """``current().list`` with the list page's names for its filters."""
-    return current().list(flow=flows, status=statuses, q=q, cursor=cursor, limit=limit)
+    """``Commands.list`` with the list page's names for its filters."""
+    return Commands.list(current(), flow=flows, status=statuses, q=q, cursor=cursor,
+                         limit=limit)
 
 
 def registry() -> dict:

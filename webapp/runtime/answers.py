@@ -7,6 +7,7 @@ import threading
 from datetime import datetime, timezone
 
 from .. import store
+from ..engine.workflow import CLOCK_OFFSET
 from . import rules
 from .errors import broken
 
@@ -23,6 +24,22 @@ def summary(record: store.Record) -> dict:
     return {"id": record.id, "flow": record.flow, "status": record.status,
             "step": record.step, "created_at": iso(record.created_at),
             "updated_at": iso(record.updated_at), "wake_at": iso(record.wake_at)}
+
+
+def last_error(pending: list[dict]) -> dict | None:
+    """While a failed action waits for its next attempt: that attempt's error."""
+    found = None
+    for wait in pending:
+        if wait.get("retry") and isinstance(wait.get("error"), dict):
+            found = {"type": wait["error"].get("type"), "message": wait["error"].get("message"),
+                     "attempt": wait.get("attempt"), "next_attempt_at": iso(wait.get("resumeAfter"))}
+    return found
+
+
+def clock_offset(cache: dict) -> float:
+    """Seconds the workflow's own clock runs ahead of the wall clock (after "advance")."""
+    offset = cache.get(CLOCK_OFFSET, 0) if isinstance(cache, dict) else 0
+    return float(offset) / 1000 if isinstance(offset, (int, float)) else 0.0
 
 
 def document(record: store.Record, logs: list) -> dict:

@@ -49,12 +49,11 @@ def _unit(method):
     return call
 
 
-class Runtime:
-    """The runtime: ``Runtime("sqlite:///app.sqlite", flows=["myflows"])``.
-
-    Commands answer with ``store.Record``s (``describe(record)`` is the API's dict); errors
-    are the RuntimeProblem subclasses, each with the ``status`` and ``code`` the API answers.
-    """
+class Commands:
+    """The runtime's commands and reads on ``store.Record``s (``describe(record)`` is the
+    API's dict): what the views and the runner use. ``Runtime`` is the same, answering with
+    the API's dicts. Errors are the RuntimeProblem subclasses, each with the ``status`` and
+    ``code`` the API answers."""
 
     def __init__(self, database_url: str | None = None, flows=None, clock=None, *,
                  settings=None, store: storage.Store | None = None, context=None):
@@ -109,7 +108,8 @@ class Runtime:
         rules.check_json(value, what, int(self.settings["TINYFLOW_MAX_DEPTH"]))
 
     def _job(self, wf: Workflow, record: storage.Record, owner: str, now: float) -> Job:
-        return Job.of(wf, record, owner, store=self.store, now=now, lease_ms=self.lease_ms)
+        return Job.of(wf, record, owner, store=self.store, now=now, clock=self.clock,
+                      lease_ms=self.lease_ms)
 
     def _engine(self, record: storage.Record) -> Workflow:
         """The engine instance of a record, without its audit log (only new entries get
@@ -136,7 +136,8 @@ class Runtime:
         now = self._now(now)
         wf = cls(state=state, now=now)
         job = Job(wf, id=id, flow=flow, owner=owner_id(), version=None, log_count=0,
-                  created_at=ms(now), store=self.store, now=now, lease_ms=self.lease_ms)
+                  created_at=ms(now), store=self.store, now=now, clock=self.clock,
+                  lease_ms=self.lease_ms)
         try:
             job.run(now)                   # its first commit inserts the row
         except storage.Duplicate:
@@ -269,14 +270,14 @@ class Runtime:
         """The record, once no other live runner holds its lease (waits a little, then
         Unavailable)."""
         patience = float(self.settings["TINYFLOW_BUSY_WAIT"])
-        started = time.monotonic()
+        started, clock_then = time.monotonic(), self.clock()
         while True:
             record = self._get(id)
-            waited = time.monotonic() - started
+            at = now + (self.clock() - clock_then)      # the operation's clock, as a Job's
             if (record.lease_owner in (None, owner) or record.lease_expires is None
-                    or record.lease_expires < ms(now + waited)):
+                    or record.lease_expires < ms(at)):
                 return record
-            if waited >= patience:
+            if time.monotonic() - started >= patience:
                 raise Unavailable(f"workflow {id!r} is being run by {record.lease_owner}; "
                                   "try again")
             self.store.fresh()     # end the read, so the next one sees new commits
@@ -335,7 +336,13 @@ class Runtime:
 
     @_unit
     def describe(self, record: storage.Record | str) -> dict:
-        """The API's one-workflow dict (no audit log) for a record (or an id)."""
+        """The API's one-workflow dict (no audit log) for a record (or an id): the summary,
+        ``state``, ``pending`` (as ``wf.pending()``), ``error``, ``log_count``, and what a
+        reader needs at a glance: ``cancel_reason`` (why a cancelled workflow was cancelled),
+        ``last_error`` (while a failed action waits for its next attempt, the last attempt's
+        ``{"type", "message", "attempt", "next_attempt_at"}``) and ``clock_offset`` (seconds
+        the workflow's own clock runs ahead after "advance"; its log and due times are on
+        that clock)."""
         if isinstance(record, str):
             record = self._get(record)
         try:   # a closed workflow has no open waits: no need to load it
@@ -345,8 +352,15 @@ class Runtime:
         if record.status not in _STATUSES:
             raise broken(record.id, ValueError(f"unknown status {record.status!r}"))
         doc = answers.document(record, [])
+        reason = None
+        if record.status == Status.CANCELLED:
+            rows = self.store.log_rows(record.id, type="cancelled")
+            if rows:
+                reason = answers.entry(rows[-1])["values"].get("reason")
         return {**answers.summary(record), "state": doc["state"], "pending": pending,
-                "error": doc.get("error"), "log_count": record.log_count}
+                "error": doc.get("error"), "log_count": record.log_count,
+                "cancel_reason": reason, "last_error": answers.last_error(pending),
+                "clock_offset": answers.clock_offset(doc["cache"])}
 
     summary = staticmethod(answers.summary)
 
@@ -413,3 +427,47 @@ class Runtime:
         ``importer``). All or nothing."""
         from .importer import import_snapshots
         return import_snapshots(self, data, flow, hint=hint)
+
+
+class Runtime(Commands):
+    """The runtime for any Python program: ``Runtime("sqlite:///app.sqlite",
+    flows=["myflows"])``. Each command answers with the workflow as the JSON API does
+    (``describe``); ``list`` and ``logs`` with ``{"items", "next_cursor"}``."""
+
+    def start(self, flow: str, state: dict | None = None, id: str | None = None,
+              now=None) -> dict:
+        return self.describe(super().start(flow, state, id, now))
+
+    def send(self, id: str, name: str, payload=None, idempotency_key: str | None = None,
+             now=None) -> dict:
+        outcome: dict = {}
+        answer = self.describe(super().send(id, name, payload, idempotency_key, now, outcome))
+        return {**answer, "delivered": outcome.get("delivered", "duplicate")}
+
+    def resolve(self, id: str, resume_id: str, payload=None, now=None) -> dict:
+        return self.describe(super().resolve(id, resume_id, payload, now))
+
+    def fire_timer(self, id: str, resume_id: str, now=None) -> dict:
+        return self.describe(super().fire_timer(id, resume_id, now))
+
+    def advance(self, id: str, seconds: float, now=None) -> dict:
+        return self.describe(super().advance(id, seconds, now))
+
+    def cancel(self, id: str, reason: str | None = None, now=None) -> dict:
+        return self.describe(super().cancel(id, reason, now))
+
+    def retry(self, id: str, now=None) -> dict:
+        return self.describe(super().retry(id, now))
+
+    def get(self, id: str) -> dict:
+        return self.describe(id)
+
+    def list(self, flow=(), status=(), q: str | None = None, cursor: str | None = None,
+             limit: int = 50) -> dict:
+        records, next_cursor = super().list(flow, status, q, cursor, limit)
+        return {"items": [answers.summary(r) for r in records], "next_cursor": next_cursor}
+
+    def logs(self, id: str, type: str | None = None, step: str | None = None,
+             cursor: str | None = None, limit: int = 100) -> dict:
+        items, next_cursor = super().logs(id, type, step, cursor, limit)
+        return {"items": items, "next_cursor": next_cursor}

@@ -52,7 +52,8 @@ def import_snapshots(rt, data, flow: str | None = None, *, hint: str | None = No
         except ValueError as error:
             raise Invalid(f"{id}: not a {name} snapshot: {error}") from None
         job = Job(wf, id=id, flow=name, owner="", version=None, log_count=len(entries),
-                  created_at=at, store=rt.store, now=at / 1000, lease_ms=0)
+                  created_at=at, store=rt.store, now=at / 1000, clock=rt.clock,
+                  lease_ms=0)
         rows.append({"id": id, **job.values(lease=False)[0]})
         log_rows += store.log_params(id, 1, entries)
     try:

@@ -7,8 +7,6 @@ is version-checked, so a writer that lost a race reloads and redoes instead of o
 """
 from __future__ import annotations
 
-import time
-
 from .. import store
 from ..engine import Status, Workflow
 from .errors import Unavailable
@@ -23,18 +21,20 @@ class Job:
     since the last commit, checked against the version it last wrote.
 
     Row times and leases follow the operation's clock: ``now`` (the time the operation runs
-    at) plus the real time that has passed since the job was made.
+    at) plus however far the runtime's ``clock`` has moved since the job was made (nothing,
+    for a test's fake clock; the time a long run takes, for the real one).
     """
 
     def __init__(self, wf: Workflow, *, id: str, flow: str, owner: str, version: int | None,
                  log_count: int, created_at: int, store: store.Store, now: float,
-                 lease_ms: int):
+                 clock, lease_ms: int):
         self.wf, self.id, self.flow, self.owner = wf, id, flow, owner
         self.version = version        # None: not inserted yet
         self.log_count = log_count
         self.created_at = created_at
         self.store = store
-        self.now, self._started = now, time.monotonic()
+        self.now, self.clock = now, clock
+        self._started = clock()
         self.lease_ms = lease_ms
         self.saved = 0                # entries of wf's log list already written
         self.written: store.Record | None = None
@@ -46,7 +46,7 @@ class Job:
 
     def at_ms(self) -> int:
         """The operation's clock now, in epoch ms."""
-        return ms(self.now + (time.monotonic() - self._started))
+        return ms(self.now + (self.clock() - self._started))
 
     def values(self, *, lease: bool) -> tuple[dict, list]:
         """The row values of the next commit, and the log entries it appends."""

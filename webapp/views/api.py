@@ -71,7 +71,7 @@ def limit_arg(default: int) -> int:
 
 def workflow(row, status: int = 200):
     """The one-workflow answer (no audit log: small whatever the history)."""
-    return web.workflow_answer(row), status
+    return runtime.describe(row), status
 
 
 # --- workflows -------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from werkzeug.exceptions import HTTPException, SecurityError
 
 from .. import runtime
 from ..engine import Status
-from ..engine.workflow import CLOCK_OFFSET
 from ..runtime import Invalid, Unavailable, rules
 
 log = logging.getLogger(__name__)
@@ -232,44 +231,7 @@ def flow_dict(flow_cls) -> dict:
 
 # --- one workflow, as the API answers it and the page shows it ------------------------------
 
-def _iso_ms(ms) -> str | None:
-    """Epoch milliseconds as the API writes times: ISO 8601 UTC."""
-    moment = to_datetime(ms)
-    return None if moment is None else moment.isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
-
-
 ANSWER_EXTRAS = ("cancel_reason", "last_error", "clock_offset")
-
-
-def workflow_answer(row) -> dict:
-    """The runtime's one-workflow dict plus what a reader needs at a glance:
-
-    - ``cancel_reason``: why a cancelled workflow was cancelled (``null`` otherwise);
-    - ``last_error``: while a failed action waits for its next attempt, the error of the last
-      one (``{"type", "message", "attempt", "next_attempt_at"}``), else ``null``;
-    - ``clock_offset``: seconds the workflow's own clock runs ahead of the wall clock after
-      "advance" (0 until then): its audit-log times and due times are on that clock.
-    """
-    wf = runtime.describe(row)
-    reason = None
-    if wf["status"] == "cancelled":
-        entries, _ = runtime.logs(wf["id"], type="cancelled", limit=1)
-        if entries:
-            reason = entries[-1]["values"].get("reason")
-    last_error = None
-    for wait in wf["pending"]:
-        if wait.get("retry") and isinstance(wait.get("error"), dict):
-            last_error = {"type": wait["error"].get("type"), "message": wait["error"].get("message"),
-                          "attempt": wait.get("attempt"),
-                          "next_attempt_at": _iso_ms(wait.get("resumeAfter"))}
-    offset = 0.0
-    try:
-        cache = json.loads(row.cache) if row.cache else {}
-        offset = float(cache.get(CLOCK_OFFSET, 0)) / 1000 if isinstance(cache, dict) else 0.0
-    except (ValueError, TypeError):
-        pass
-    return {**wf, "cancel_reason": reason, "last_error": last_error, "clock_offset": offset}
 
 
 # --- form values -----------------------------------------------------------------------------

@@ -180,7 +180,7 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
     """Everything the workflow page shows; ``failed`` is the form to show again with its error;
     ``preserve`` (a poll's answer) keeps the fields as the person left them (hx-preserve)."""
     row = runtime.get(wf_id)
-    wf = web.workflow_answer(row)
+    wf = runtime.describe(row)
     flow_cls = runtime.registry().get(wf["flow"])
     spec = getattr(flow_cls, "__workflow__", None)
     filters = log_filters()
@@ -246,13 +246,18 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
         "log_types": sorted({entry["type"] for entry in history}),
         "log_steps": list(spec.steps) if spec else sorted({e.get("_step") for e in history
                                                            if e.get("_step")}),
-        "version": digest({k: v for k, v in wf.items() if k not in web.ANSWER_EXTRAS}),
+        "version": version_of(wf),
         "failed": failed or {},
         "notices": [notice] if notice else get_flashed_messages(),
         # A fresh idempotency key per rendering (each form adds its own suffix): a form
         # submitted twice, by a double click or a resent page, is delivered once.
         "idempotency_key": secrets.token_urlsafe(12),
     }
+
+
+def version_of(wf: dict) -> str:
+    """What a poll compares: the workflow's answer, less what reading it adds."""
+    return digest({k: v for k, v in wf.items() if k not in web.ANSWER_EXTRAS})
 
 
 def render_detail(wf_id: str, status: int = 200, **kwargs):
@@ -270,7 +275,7 @@ def show(id: str):
     if web.is_htmx() and request.args.get("v"):
         # A poll: answer 204 while nothing changed, so typed form values are kept.
         try:
-            if request.args["v"] == digest(runtime.describe(runtime.get(id))):
+            if request.args["v"] == version_of(runtime.describe(runtime.get(id))):
                 return "", 204
         except runtime.Broken as error:
             return render_broken(id, error)
@@ -364,7 +369,7 @@ def advance(id: str):
         runtime.advance(id, seconds)
 
     def done():
-        offset = web.workflow_answer(runtime.get(id))["clock_offset"]
+        offset = runtime.describe(runtime.get(id))["clock_offset"]
         ahead = (f" The workflow's clock is now {web.duration(offset)} ahead of the wall clock."
                  if offset >= 1 else "")
         return f"Advanced by {text} s.{ahead}"
