@@ -21,6 +21,7 @@ from ..engine.workflow import to_seconds
 from . import answers, rules
 from .errors import Broken, Conflict, Invalid, NotFound, Unavailable, broken
 from .registry import load_flows
+from .schedules import ScheduleCommands
 from .settings import SETTINGS, Settings
 from .unit import Job, ms
 
@@ -49,7 +50,7 @@ def _unit(method):
     return call
 
 
-class Runtime:
+class Runtime(ScheduleCommands):
     """The runtime: ``Runtime("sqlite:///app.sqlite", flows=["myflows"])``.
 
     Commands answer with ``store.Record``s (``describe(record)`` is the API's dict); errors
@@ -79,6 +80,8 @@ class Runtime:
         self.context = context or nullcontext   # the Flask app's app_context, in the app
         self.flows: dict[str, type] = load_flows(settings["TINYFLOW_FLOWS"])
         self.logs_cache = answers.LogCache()
+        if not settings["TINYFLOW_READ_ONLY"]:
+            self.sync_declared_schedules()     # the flows' own ``schedules = [...]``
 
     # -- the clock and the flows ---------------------------------------------------------
 
