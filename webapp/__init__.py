@@ -79,10 +79,11 @@ def create_app(config: dict | None = None) -> Flask:
 
     init_runtime(app)           # the app's Runtime: its settings are app.config
 
-    from .views import access, api, flows, workflows
+    from .views import access, api, flows, schedules, workflows
 
     app.register_blueprint(workflows.bp)
     app.register_blueprint(flows.bp)
+    app.register_blueprint(schedules.bp)
     app.register_blueprint(api.bp)
     access.init_app(app)        # the token, read-only mode and the security headers
 
