@@ -17,9 +17,10 @@ class Runner:
     """Runs ``rt.run_due`` in a loop until stopped."""
 
     def __init__(self, rt: Runtime, *, interval: float = 1.0, batch: int = 20,
-                 owner: str | None = None, schedule_batch: int = 200):
+                 owner: str | None = None, schedule_batch: int | None = None):
         self.rt = rt
-        self.schedule_batch = schedule_batch   # due schedules fired in one transaction
+        # due schedules fired in one transaction (TINYFLOW_SCHEDULE_BATCH)
+        self.schedule_batch = schedule_batch or int(rt.settings["TINYFLOW_SCHEDULE_BATCH"])
         self.interval = interval
         self.batch = batch
         self.owner = owner or owner_id("runner")
