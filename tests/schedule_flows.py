@@ -33,3 +33,14 @@ class Waiter(Workflow):
     def step_one(self):
         self.state["got"] = yield self.wait_event("done")
         return None
+
+
+class Tick(Workflow):
+    """One step that notes it ran: the schedule benchmark's flow."""
+
+    name = "tick"
+
+    @step
+    def step_one(self):
+        self.state["ticked"] = True
+        return None

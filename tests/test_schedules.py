@@ -213,10 +213,10 @@ def test_two_runtimes_racing_for_one_fire_start_it_once(any_db_url, rt, clock, m
     raced = []
 
     def racing(now_ms, flows, limit, plan):
-        def plan_then_race(record, last_status, taken):
+        def plan_then_race(record, last_status):
             if not raced:
                 raced.append(other.fire_due_schedules())   # B commits first
-            return plan(record, last_status, taken)
+            return plan(record, last_status)
         return real(now_ms, flows, limit, plan_then_race)
     monkeypatch.setattr(rt.store, "fire_schedules", racing)
     fired_a = rt.fire_due_schedules()

@@ -325,6 +325,8 @@ _UPDATE_WORKFLOW = _Prepared(update(WORKFLOW).where(
     WORKFLOW.c.id == bindparam("where_id"), WORKFLOW.c.version == bindparam("where_version")))
 _INSERT_LOG = _Prepared(insert(LOG))
 _LOAD = select(WORKFLOW).where(WORKFLOW.c.id == bindparam("id"))
+_UPDATE_SCHEDULE = _Prepared(update(SCHEDULE).where(
+    SCHEDULE.c.id == bindparam("where_id"), SCHEDULE.c.version == bindparam("where_version")))
 
 
 def log_params(id: str, first_n: int, entries) -> list[dict]:
@@ -616,12 +618,13 @@ class Store:
     def fire_schedules(self, now_ms: int, flows, limit: int, plan) -> list:
         """One transaction: read up to ``limit`` schedules of ``flows`` due by ``now_ms``
         (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so workers share them), and for each one
-        ``plan(record, last_status, taken)`` -> ``(values, start)`` or None (leave it): the
+        ``plan(record, last_status)`` -> ``(values, start)`` or None (leave it): the
         schedule's new values, and the workflow to start (``(row values, log rows)`` or None).
-        ``last_status`` is the status of its last workflow, ``taken(id)`` whether a workflow
-        id exists. Each schedule is advanced version-checked and its workflow inserted in the
-        same transaction, so a fire happens once or not at all (a crash rolls both back).
-        Returns ``[(record, started workflow id or None)]``."""
+        ``last_status`` is the status of its last workflow. Each schedule is advanced
+        version-checked and its workflow inserted in the same transaction, so a fire happens
+        once or not at all (a crash rolls both back); a workflow whose id is taken already (a
+        trigger in that second) is not inserted again. Returns ``[(record, started workflow
+        id or None)]``."""
         session = self.session
 
         def statements():
@@ -635,22 +638,23 @@ class Store:
             statuses = dict(session.execute(
                 select(WORKFLOW.c.id, WORKFLOW.c.status).where(WORKFLOW.c.id.in_(last))).all()
                 ) if last else {}
+            planned = [(record, plan(record, statuses.get(record.last_workflow_id)))
+                       for record in records]
+            taken = self.exists(start[0]["id"] for _, p in planned if p
+                                for start in [p[1]] if start)
             connection = session.connection()
             done = []
-            for record in records:
-                planned = plan(record, statuses.get(record.last_workflow_id),
-                               lambda wid: bool(self.exists([wid])))
-                if planned is None:
+            for record, found in planned:
+                if found is None:
                     continue
-                values, start = planned
-                changed = session.execute(
-                    update(SCHEDULE).where(SCHEDULE.c.id == record.id,
-                                           SCHEDULE.c.version == record.version),
-                    {**values, "version": record.version + 1}).rowcount
+                values, start = found
+                changed = _UPDATE_SCHEDULE.run(connection, {
+                    **values, "version": record.version + 1, "where_id": record.id,
+                    "where_version": record.version})
                 if changed != 1:
                     continue          # another worker advanced it first: its fire, not ours
                 started = None
-                if start is not None:
+                if start is not None and start[0]["id"] not in taken:
                     row, logs = start
                     _INSERT_WORKFLOW.run(connection, row)
                     if logs:

@@ -423,21 +423,32 @@ class ScheduleCommands:
         if not self.flows:
             return 0
 
-        def plan(record, last_status, taken):
-            try:
+        calendars: dict[tuple, tuple] = {}     # many schedules share a calendar and a due
+
+        def when(record):
+            """(next fire after now in ms, the latest due fire within catch-up or None)."""
+            key = (record.cron, record.timezone, record.next_at, record.catchup)
+            found = calendars.get(key)
+            if found is None:
                 calendar = cron(record.cron, record.timezone)
-            except Invalid as error:     # a row edited by hand: leave it, say why
+                found = calendars[key] = (
+                    ms(calendar.next_after(now)),
+                    calendar.latest_in(max(record.next_at / 1000, now - record.catchup), now))
+            return found
+
+        def plan(record, last_status):
+            try:
+                next_at, due = when(record)
+            except Invalid as error:     # a row edited by hand: pause it, say why
                 log.error("schedule %s cannot fire: %s", record.id, error)
                 return {"next_at": None, "paused": True, "updated_at": now_ms}, None
-            values = {"next_at": ms(calendar.next_after(now)), "updated_at": now_ms}
-            due = calendar.latest_in(max(record.next_at / 1000, now - record.catchup), now)
+            values = {"next_at": next_at, "last_at": record.last_at,
+                      "last_workflow_id": record.last_workflow_id, "updated_at": now_ms}
             if due is None:
                 return values, None                  # missed by more than catchup: skipped
             wid = workflow_id(record.id, due)
             if wid == record.last_workflow_id:
                 return values, None
-            if taken(wid):                           # a trigger in that very second
-                return {**values, "last_at": ms(due), "last_workflow_id": wid}, None
             if record.overlap == "skip" and last_status in _ACTIVE:
                 return values, None                  # its last run is still going: skipped
             values.update(last_at=ms(due), last_workflow_id=wid)
