@@ -276,3 +276,93 @@ def demo():
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     click.echo(f"Started {sum(counts.values())} demo workflows: {parts}.")
     click.echo("See them: tiny-workflow serve, then open http://127.0.0.1:5000/workflows")
+
+
+# -- schedules --------------------------------------------------------------------------------
+
+@main.group()
+def schedule():
+    """Schedules: start workflows on a calendar (list, add, pause, resume, trigger, delete)."""
+
+
+def _schedule_call(method: str, *args, **kwargs):
+    """Call the app's Runtime; a refusal is one line (exit status 2 for bad input, else 1)."""
+    from . import runtime
+
+    try:
+        return getattr(runtime.current(), method)(*args, **kwargs)
+    except runtime.RuntimeProblem as error:
+        if error.status == 422:
+            raise _Refused(f"{error} ({error.code})") from None
+        raise _problem(error) from None
+
+
+@schedule.command("list")
+def schedule_list():
+    """List the schedules: id, flow, cron, time zone, next fire, last run."""
+    from . import runtime
+
+    rt = runtime.current()
+    lines = [("ID", "FLOW", "CRON", "TIMEZONE", "NEXT", "LAST RUN")]
+    for record in rt.schedules():
+        item = rt.schedule_answer(record)
+        flow = item["flow"] if item["flow_loaded"] else f"{item['flow']} (not loaded)"
+        lines.append((item["id"], flow, item["cron"], item["timezone"],
+                      "paused" if item["paused"] else item["next_at"] or "-",
+                      item["last_workflow_id"] or "-"))
+    widths = [max(len(line[i]) for line in lines) for i in range(6)]
+    for line in lines:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+
+
+@schedule.command("add")
+@click.argument("id")
+@click.argument("flow")
+@click.argument("cron")
+@click.option("--state", help="The workflows' initial state, a JSON object.")
+@click.option("--timezone", default="UTC", show_default=True, help="An IANA time zone.")
+@click.option("--overlap", type=click.Choice(["skip", "allow"]), default="skip",
+              show_default=True, help="skip: no fire while its last run is running or waiting.")
+@click.option("--catchup", type=int, default=60, show_default=True,
+              help="Seconds a missed fire may be late and still run once.")
+def schedule_add(id, flow, cron, state, timezone, overlap, catchup):
+    """Add schedule ID: start FLOW at each time CRON names ("0 9 * * *")."""
+    import json
+
+    from . import runtime
+    from .runtime import rules
+
+    if state is not None:
+        try:
+            state = rules.loads(state, "--state")
+        except ValueError as error:
+            raise _Refused(f"--state is not a JSON object: {error}") from None
+    record = _schedule_call("add_schedule", id, flow, cron, state=state, timezone=timezone,
+                            overlap=overlap, catchup=catchup)
+    click.echo(json.dumps(runtime.current().schedule_answer(record), indent=2,
+                          ensure_ascii=False))
+
+
+def _schedule_verb(verb: str, help: str):
+    @schedule.command(verb, help=help)
+    @click.argument("id")
+    def command(id):
+        import json
+
+        from . import runtime
+
+        if verb == "delete":
+            _schedule_call("delete_schedule", id)
+            click.echo(f"deleted schedule {id} (the workflows it started are kept)")
+            return
+        result = _schedule_call(f"{verb}_schedule", id)
+        rt = runtime.current()
+        answer = rt.describe(result) if verb == "trigger" else rt.schedule_answer(result)
+        click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+    return command
+
+
+_schedule_verb("pause", "Pause schedule ID: no fires until it is resumed.")
+_schedule_verb("resume", "Resume schedule ID from its next fire (what was missed is skipped).")
+_schedule_verb("trigger", "Start schedule ID's workflow now; print it as the API answers.")
+_schedule_verb("delete", "Delete schedule ID (a declared one cannot be: pause it).")

@@ -14,8 +14,9 @@ import time
 from dataclasses import dataclass, fields, replace
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import (BigInteger, ForeignKey, Index, String, Text, bindparam, create_engine,
-                        event, exc, func, insert, or_, select, text, tuple_, update)
+from sqlalchemy import (BigInteger, Boolean, ForeignKey, Index, String, Text, bindparam,
+                        create_engine, delete, event, exc, func, insert, or_, select, text,
+                        tuple_, update)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_session, sessionmaker
 
 SCHEMA_VERSION = 1
@@ -113,6 +114,35 @@ class StatusCount(db.Model):
     n: Mapped[int]
 
 
+class ScheduleRow(db.Model):
+    """A schedule: start a workflow of ``flow`` with ``state`` at each time ``cron`` names (in
+    ``timezone``). ``next_at`` is its next fire (NULL while paused); ``last_at`` the fire time
+    of the last workflow it started, ``last_workflow_id`` that workflow."""
+
+    __tablename__ = "workflow_schedule"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    flow: Mapped[str] = mapped_column(String(200))
+    cron: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(Text)            # JSON text
+    overlap: Mapped[str] = mapped_column(String(16))
+    catchup: Mapped[int] = mapped_column(BigInteger)    # seconds
+    paused: Mapped[bool] = mapped_column(Boolean)
+    next_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_workflow_id: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[int]
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_schedule_next", "next_at", sqlite_where=text("next_at IS NOT NULL"),
+              postgresql_where=text("next_at IS NOT NULL")),
+        Index("ix_schedule_flow", "flow", "id"),
+    )
+
+
 @dataclass(slots=True)
 class Record:
     """A workflow as the runtime and the views see it: the columns of its row, detached (the
@@ -144,6 +174,33 @@ class Record:
         return replace(self, **values)
 
 
+@dataclass(slots=True)
+class ScheduleRecord:
+    """A schedule as the runtime sees it: the columns of its row, detached."""
+
+    id: str
+    flow: str
+    cron: str
+    timezone: str
+    state: str
+    overlap: str
+    catchup: int
+    paused: bool
+    next_at: int | None
+    last_at: int | None
+    last_workflow_id: str | None
+    version: int
+    created_at: int
+    updated_at: int
+
+    @classmethod
+    def of(cls, row) -> ScheduleRecord:
+        return cls(*row)
+
+    def changed(self, **values) -> ScheduleRecord:
+        return replace(self, **values)
+
+
 _COLUMNS = tuple(f.name for f in fields(Record))
 
 
@@ -151,6 +208,7 @@ WORKFLOW = WorkflowRow.__table__
 LOG = LogRow.__table__
 EVENT_KEY = EventKey.__table__
 COUNT = StatusCount.__table__
+SCHEDULE = ScheduleRow.__table__
 
 
 class Stale(Exception):
@@ -173,6 +231,7 @@ dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=Fa
 
 
 assert tuple(WORKFLOW.c.keys()) == _COLUMNS, "Record's fields are the workflow table's columns"
+assert tuple(SCHEDULE.c.keys()) == tuple(f.name for f in fields(ScheduleRecord))
 
 
 # -- setup ------------------------------------------------------------------------------------
@@ -266,6 +325,8 @@ _UPDATE_WORKFLOW = _Prepared(update(WORKFLOW).where(
     WORKFLOW.c.id == bindparam("where_id"), WORKFLOW.c.version == bindparam("where_version")))
 _INSERT_LOG = _Prepared(insert(LOG))
 _LOAD = select(WORKFLOW).where(WORKFLOW.c.id == bindparam("id"))
+_UPDATE_SCHEDULE = _Prepared(update(SCHEDULE).where(
+    SCHEDULE.c.id == bindparam("where_id"), SCHEDULE.c.version == bindparam("where_version")))
 
 
 def log_params(id: str, first_n: int, entries) -> list[dict]:
@@ -520,6 +581,88 @@ class Store:
             if done.rowcount != 1:
                 raise Stale(id)
         self.transaction(statements)
+
+    # -- schedules (webapp.runtime.schedules) -------------------------------------------------
+
+    def schedule(self, id: str) -> ScheduleRecord | None:
+        row = self.session.execute(select(SCHEDULE).where(SCHEDULE.c.id == id)).first()
+        return None if row is None else ScheduleRecord.of(row)
+
+    def schedules(self, flow: str | None = None) -> list[ScheduleRecord]:
+        """Every schedule (or those of ``flow``), by id."""
+        stmt = select(SCHEDULE).order_by(SCHEDULE.c.id)
+        if flow is not None:
+            stmt = stmt.where(SCHEDULE.c.flow == flow)
+        return [ScheduleRecord.of(row) for row in self.session.execute(stmt)]
+
+    def add_schedule(self, values: dict) -> None:
+        """Insert a schedule (``values``: every column); Duplicate when its id is taken."""
+        self.transaction(lambda: self.session.execute(insert(SCHEDULE), values))
+
+    def change_schedule(self, id: str, version: int, values: dict) -> None:
+        """Version-checked update of a schedule (``values`` get version + 1); Stale if it
+        changed or vanished since it was read at ``version``."""
+        def statements():
+            done = self.session.execute(
+                update(SCHEDULE).where(SCHEDULE.c.id == id, SCHEDULE.c.version == version),
+                {**values, "version": version + 1})
+            if done.rowcount != 1:
+                raise Stale(id)
+        self.transaction(statements)
+
+    def delete_schedule(self, id: str) -> bool:
+        """Delete a schedule (the workflows it started stay); whether it was there."""
+        return self.transaction(lambda: self.session.execute(
+            delete(SCHEDULE).where(SCHEDULE.c.id == id)).rowcount == 1)
+
+    def fire_schedules(self, now_ms: int, flows, limit: int, plan) -> list:
+        """One transaction: read up to ``limit`` schedules of ``flows`` due by ``now_ms``
+        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so workers share them), and for each one
+        ``plan(record, last_status)`` -> ``(values, start)`` or None (leave it): the
+        schedule's new values, and the workflow to start (``(row values, log rows)`` or None).
+        ``last_status`` is the status of its last workflow. Each schedule is advanced
+        version-checked and its workflow inserted in the same transaction, so a fire happens
+        once or not at all (a crash rolls both back); a workflow whose id is taken already (a
+        trigger in that second) is not inserted again. Returns ``[(record, started workflow
+        id or None)]``."""
+        session = self.session
+
+        def statements():
+            rows = session.execute(
+                select(SCHEDULE)
+                .where(SCHEDULE.c.next_at <= now_ms, (SCHEDULE.c.flow + "").in_(list(flows)))
+                .order_by(SCHEDULE.c.next_at).limit(limit)
+                .with_for_update(skip_locked=True)).all()
+            records = [ScheduleRecord.of(row) for row in rows]
+            last = [r.last_workflow_id for r in records if r.last_workflow_id]
+            statuses = dict(session.execute(
+                select(WORKFLOW.c.id, WORKFLOW.c.status).where(WORKFLOW.c.id.in_(last))).all()
+                ) if last else {}
+            planned = [(record, plan(record, statuses.get(record.last_workflow_id)))
+                       for record in records]
+            taken = self.exists(start[0]["id"] for _, p in planned if p
+                                for start in [p[1]] if start)
+            connection = session.connection()
+            done = []
+            for record, found in planned:
+                if found is None:
+                    continue
+                values, start = found
+                changed = _UPDATE_SCHEDULE.run(connection, {
+                    **values, "version": record.version + 1, "where_id": record.id,
+                    "where_version": record.version})
+                if changed != 1:
+                    continue          # another worker advanced it first: its fire, not ours
+                started = None
+                if start is not None and start[0]["id"] not in taken:
+                    row, logs = start
+                    _INSERT_WORKFLOW.run(connection, row)
+                    if logs:
+                        _INSERT_LOG.run(connection, logs)
+                    started = row["id"]
+                done.append((record, started))
+            return done
+        return self.transaction(statements)
 
     def transaction(self, statements):
         """Run ``statements()`` and commit; roll back on any error. A locked SQLite database

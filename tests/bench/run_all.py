@@ -20,10 +20,11 @@ import bench_dashboard  # noqa: E402
 import bench_engine  # noqa: E402
 import bench_events  # noqa: E402
 import bench_runner  # noqa: E402
+import bench_schedules  # noqa: E402
 import common  # noqa: E402
 
 BENCHMARKS = {"engine": bench_engine, "events": bench_events, "dashboard": bench_dashboard,
-              "runner": bench_runner}
+              "runner": bench_runner, "schedules": bench_schedules}
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ A workflow is a class of steps; its whole life is one JSON document (the origina
 TypeScript library's snapshot format), so it can be stopped and resumed anywhere.
 """
 from .commands import Checkpoint, EventTimeout, Retry, WorkflowClosed
+from .schedule import Schedule
 from .spec import FlowDefinitionError, FlowSpec, on_event, step
 from .workflow import Status, Workflow
 
@@ -13,6 +14,7 @@ __all__ = [
     "FlowDefinitionError",
     "FlowSpec",
     "Retry",
+    "Schedule",
     "Status",
     "Workflow",
     "WorkflowClosed",

@@ -21,6 +21,7 @@ from ..engine.workflow import to_seconds
 from . import answers, rules
 from .errors import Broken, Conflict, Invalid, NotFound, Unavailable, broken
 from .registry import load_flows
+from .schedules import ScheduleCommands
 from .settings import SETTINGS, Settings
 from .unit import Job, ms
 
@@ -49,7 +50,7 @@ def _unit(method):
     return call
 
 
-class Commands:
+class Commands(ScheduleCommands):
     """The runtime's commands and reads on ``store.Record``s (``describe(record)`` is the
     API's dict): what the views and the runner use. ``Runtime`` is the same, answering with
     the API's dicts. Errors are the RuntimeProblem subclasses, each with the ``status`` and
@@ -78,6 +79,8 @@ class Commands:
         self.context = context or nullcontext   # the Flask app's app_context, in the app
         self.flows: dict[str, type] = load_flows(settings["TINYFLOW_FLOWS"])
         self.logs_cache = answers.LogCache()
+        if not settings["TINYFLOW_READ_ONLY"]:
+            self.sync_declared_schedules()     # the flows' own ``schedules = [...]``
 
     # -- the clock and the flows ---------------------------------------------------------
 
@@ -127,6 +130,9 @@ class Commands:
     def start(self, flow: str, state: dict | None = None, id: str | None = None, now=None):
         """Create a workflow of ``flow`` and run it until it waits or ends; its record.
         Unknown flow -> NotFound; id taken -> Conflict; state not a dict -> Invalid."""
+        return self._start(flow, state, id, now)
+
+    def _start(self, flow: str, state: dict | None, id: str | None, now):
         cls = self.flow_class(flow)
         state = rules.state(state, int(self.settings["TINYFLOW_MAX_DEPTH"]))
         if id is None:
@@ -323,11 +329,7 @@ class Commands:
     # -- reading ----------------------------------------------------------------------------
 
     def _get(self, id: str) -> storage.Record:
-        rules.check_text(id if isinstance(id, str) else None, "a workflow id", error=Invalid)
-        record = self.store.load(id) if isinstance(id, str) else None
-        if record is None:
-            raise NotFound(f"no workflow {id!r}")
-        return record
+        return rules.found("workflow", id, self.store.load)
 
     @_unit
     def get(self, id: str) -> storage.Record:

@@ -22,7 +22,7 @@ import math
 import re
 import unicodedata
 
-from .errors import Invalid
+from .errors import Invalid, NotFound
 
 MAX_ID = 200          # ids, event names, idempotency keys, log types and steps
 MAX_QUERY = 200       # the list's search text
@@ -262,6 +262,17 @@ def limit(value, most: int = 500) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise Invalid("limit must be a whole number from 1 up")
     return min(value, most)
+
+
+def found(kind: str, id, load):
+    """``load(id)`` for an id from outside (a workflow's, a schedule's): clean text, and
+    there (else NotFound)."""
+    from .errors import NotFound
+    check_text(id if isinstance(id, str) else None, f"a {kind} id", error=Invalid)
+    record = load(id) if isinstance(id, str) else None
+    if record is None:
+        raise NotFound(f"no {kind} {id!r}")
+    return record
 
 
 def filters(names, statuses=(), q=None) -> None:

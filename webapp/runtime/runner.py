@@ -17,8 +17,10 @@ class Runner:
     """Runs ``rt.run_due`` in a loop until stopped."""
 
     def __init__(self, rt: Runtime, *, interval: float = 1.0, batch: int = 20,
-                 owner: str | None = None):
+                 owner: str | None = None, schedule_batch: int | None = None):
         self.rt = rt
+        # due schedules fired in one transaction (TINYFLOW_SCHEDULE_BATCH)
+        self.schedule_batch = schedule_batch or int(rt.settings["TINYFLOW_SCHEDULE_BATCH"])
         self.interval = interval
         self.batch = batch
         self.owner = owner or owner_id("runner")
@@ -26,9 +28,14 @@ class Runner:
         self.thread: threading.Thread | None = None
 
     def tick(self) -> int | None:
-        """One pass: how many workflows ran; None when the database was too busy to tell."""
+        """One pass: fire the due schedules, then run what is due; how many schedules were
+        advanced plus how many workflows ran; None when the database was too busy to tell."""
         try:
-            return self.rt.run_due(limit=self.batch, owner=self.owner)
+            fired = self.rt.fire_due_schedules(limit=self.schedule_batch)
+        except Unavailable:
+            fired = None         # busy is not idle: the workflows may still be run
+        try:
+            return self.rt.run_due(limit=self.batch, owner=self.owner) + (fired or 0)
         except Unavailable:
             return None          # busy is not idle: try again shortly
 

@@ -49,6 +49,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Start the background runner in the web app (`serve` turns it on)."),
     Setting("TINYFLOW_LEASE_SECONDS", 60.0, float,
             "How long a runner's claim on a workflow lasts before another may take it over."),
+    Setting("TINYFLOW_SCHEDULE_BATCH", 200, int,
+            "How many due schedules a runner fires in one transaction (each pass)."),
     Setting("TINYFLOW_BUSY_WAIT", 10.0, float,
             "Seconds a call waits for a workflow another runner holds before answering 503."),
     Setting("TINYFLOW_SQLITE_BUSY_MS", 5000, int,

@@ -167,3 +167,64 @@ def retry(id: str):
 @bp.get("/flows")
 def list_flows():
     return [web.flow_dict(cls) for _, cls in sorted(runtime.registry().items())]
+
+
+# --- schedules -------------------------------------------------------------------------------
+
+def schedule(record, status: int = 200):
+    return runtime.current().schedule_answer(record), status
+
+
+@bp.get("/schedules")
+def list_schedules():
+    rt = runtime.current()
+    return {"items": [rt.schedule_answer(record) for record in rt.schedules()]}
+
+
+@bp.post("/schedules")
+def add_schedule():
+    data = body("id", "flow", "cron", "state", "timezone", "overlap", "catchup")
+    state = data.get("state")
+    if state is not None and not isinstance(state, dict):
+        raise Invalid("'state' must be a JSON object.")
+    catchup = data.get("catchup")
+    if catchup is not None and (isinstance(catchup, bool) or not isinstance(catchup, int)):
+        raise Invalid("'catchup' must be a whole number of seconds.")
+    record = runtime.current().add_schedule(
+        text_field(data, "id", required=True), text_field(data, "flow", required=True),
+        text_field(data, "cron", required=True), state=state,
+        timezone=text_field(data, "timezone"), overlap=text_field(data, "overlap"),
+        catchup=catchup)
+    answer, status = schedule(record, 201)
+    return answer, status, {"Location": url_for("api.get_schedule", id=answer["id"])}
+
+
+@bp.get("/schedules/<id>")
+def get_schedule(id: str):
+    return schedule(runtime.current().schedule(id))
+
+
+@bp.delete("/schedules/<id>")
+def delete_schedule(id: str):
+    runtime.current().delete_schedule(id)
+    return "", 204
+
+
+@bp.post("/schedules/<id>/pause")
+def pause_schedule(id: str):
+    body()
+    return schedule(runtime.current().pause_schedule(id))
+
+
+@bp.post("/schedules/<id>/resume")
+def resume_schedule(id: str):
+    body()
+    return schedule(runtime.current().resume_schedule(id))
+
+
+@bp.post("/schedules/<id>/trigger")
+def trigger_schedule(id: str):
+    """Start the schedule's workflow now: 201 with that workflow (as POST /api/workflows)."""
+    body()
+    answer, status = workflow(runtime.current().trigger_schedule(id), 201)
+    return answer, status, {"Location": url_for("api.get_workflow", id=answer["id"])}

@@ -33,4 +33,6 @@ def show(name: str):
     flow_cls = runtime.registry().get(name)
     if flow_cls is None:
         abort(404, f"No flow is registered as {name!r}.")
-    return render_template("flows/detail.html", flow=flow_view(flow_cls))
+    from .schedules import schedules_of
+    return render_template("flows/detail.html", flow=flow_view(flow_cls),
+                           schedules=schedules_of(name))

@@ -223,6 +223,7 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
     examples = dict(spec.examples or {}) if spec else {}
     return {
         "wf": wf,
+        "schedule_id": scheduled_by(wf_id),
         "examples": examples,
         "clock_offset": wf["clock_offset"],
         "preserve": preserve,
@@ -258,6 +259,19 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
 def version_of(wf: dict) -> str:
     """What a poll compares: the workflow's answer, less what reading it adds."""
     return digest({k: v for k, v in wf.items() if k not in web.ANSWER_EXTRAS})
+
+
+def scheduled_by(wf_id: str) -> str | None:
+    """The id of the schedule that started this workflow (``<schedule id>@<fire time>``), if
+    it is still there."""
+    from ..runtime.schedules import schedule_of
+    found = schedule_of(wf_id)
+    if found is None:
+        return None
+    try:
+        return runtime.current().schedule(found[0]).id
+    except RuntimeProblem:
+        return None
 
 
 def render_detail(wf_id: str, status: int = 200, **kwargs):
