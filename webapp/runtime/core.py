@@ -11,6 +11,7 @@ import functools
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from contextlib import nullcontext
@@ -22,7 +23,7 @@ from . import answers, inputs
 from .errors import Broken, Conflict, Invalid, NotFound, Unavailable, broken
 from .registry import load_flows
 from .settings import SETTINGS, Settings
-from .unit import Job, ms
+from .unit import Job, Stopping, ms
 
 log = logging.getLogger("webapp.runtime")
 
@@ -79,6 +80,11 @@ class Runtime:
         self.context = context or nullcontext   # the Flask app's app_context, in the app
         self.flows: dict[str, type] = load_flows(settings["TINYFLOW_FLOWS"])
         self.logs_cache = answers.LogCache()
+        # Set by shutdown(): runs hand their workflow back before their next action, and
+        # runners claim nothing more.
+        self.stopping = threading.Event()
+        self._active = 0                  # runs in progress (jobs between their commits)
+        self._active_lock = threading.Condition()
 
     # -- the clock and the flows ---------------------------------------------------------
 
@@ -109,7 +115,48 @@ class Runtime:
         inputs.check_json(value, what, int(self.settings["TINYFLOW_MAX_DEPTH"]))
 
     def _job(self, wf: Workflow, record: storage.Record, owner: str, now: float) -> Job:
-        return Job.of(wf, record, owner, store=self.store, now=now, lease_ms=self.lease_ms)
+        return Job.of(wf, record, owner, store=self.store, now=now, lease_ms=self.lease_ms,
+                      context=self.context, stopping=self.stopping, clock=self.clock)
+
+    def _running(self, job: Job, now: float) -> None:
+        """``job.run(now)``, counted as a run in progress (``shutdown`` waits for them)."""
+        with self._active_lock:
+            self._active += 1
+        try:
+            job.run(now)
+        finally:
+            with self._active_lock:
+                self._active -= 1
+                self._active_lock.notify_all()
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Stop: runners claim nothing more and give back what they claimed and have not run;
+        each run in progress finishes the action it is in, commits it and hands its workflow
+        back (unleased, due at once) before its next action. Waits up to ``timeout`` seconds
+        for the runs in progress; whether they all ended."""
+        self.stopping.set()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._active_lock:
+            while self._active:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._active_lock.wait(left)
+        return True
+
+    @staticmethod
+    def _noted(job: Job, error: BaseException) -> storage.Record:
+        """The record of a change that was committed, with a note saying that the run after
+        it could not finish (a runner finishes it once the lease expires)."""
+        if isinstance(error, Stopping):
+            why = "the server is stopping"
+        else:
+            why = f"{type(error).__name__}: {error}"
+        log.warning("workflow %s: committed, but the run after it could not finish (%s); "
+                    "a runner finishes it", job.id, why)
+        return job.written.changed(note=(
+            f"The change was committed, but the run after it could not finish ({why}); "
+            "a runner finishes it."))
 
     def _engine(self, record: storage.Record) -> Workflow:
         """The engine instance of a record, without its audit log (only new entries get
@@ -136,17 +183,23 @@ class Runtime:
         now = self._now(now)
         wf = cls(state=state, now=now)
         job = Job(wf, id=id, flow=flow, owner=owner_id(), version=None, log_count=0,
-                  created_at=ms(now), store=self.store, now=now, lease_ms=self.lease_ms)
+                  created_at=ms(now), store=self.store, now=now, lease_ms=self.lease_ms,
+                  context=self.context, stopping=self.stopping, clock=self.clock)
         try:
-            job.run(now)                   # its first commit inserts the row
+            # Its first commit inserts the row: before its first action runs (the id is
+            # claimed, leased, so a concurrent start with the same id gets Conflict before
+            # running anything), or at its pause or end if it has no action before those.
+            self._running(job, now)
         except storage.Duplicate:
-            raise Conflict(f"workflow {id!r} already exists") from None
+            if job.version is None:
+                raise Conflict(f"workflow {id!r} already exists") from None
+            return self._noted(job, Conflict("an idempotency clash"))
         except storage.Stale:
             return self._get(id)
-        except Unavailable:
+        except Exception as error:
             if job.version is None:        # nothing was stored: the caller may simply retry
                 raise
-            log.warning("database busy; workflow %s is left to a runner", id)
+            return self._noted(job, error)
         return job.written
 
     @_unit
@@ -245,14 +298,15 @@ class Runtime:
                 return self._get(id)
             if run:
                 try:
-                    job.run(now if run_at is None else run_at)
+                    self._running(job, now if run_at is None else run_at)
                 except storage.Stale:     # our lease expired and another runner took over
                     return self._get(id)
-                except Unavailable:
-                    # The change itself was committed (accepted); a runner finishes the run
-                    # once our lease expires. Answering 503 would invite a retry that applies
-                    # it twice.
-                    log.warning("database busy; workflow %s is left to a runner", id)
+                except Exception as error:
+                    # The change itself was committed (accepted): whatever stopped the run
+                    # after it (a locked or full disk, a bug), the answer says so and a runner
+                    # finishes the run once our lease expires. Answering 5xx would invite a
+                    # retry that applies it twice.
+                    return self._noted(job, error)
             return job.written
         raise Unavailable(f"workflow {id!r} kept changing; try again")
 
@@ -278,18 +332,32 @@ class Runtime:
         """One pass of a worker: claim (lease) and run workflows whose wake_at is due or that
         are ``running``; how many ran. A database too busy to claim or run any ->
         Unavailable (not "idle")."""
+        given = now is not None
         now = self._now(now)
         owner = owner or owner_id("runner")
+        if self.stopping.is_set():
+            return 0
         try:
             records = self.store.claim_due(ms(now), list(self.flows), owner, self.lease_ms,
                                            limit)
         except storage.Busy as error:
             raise Unavailable(f"database busy: {error}") from None
         ran = 0
-        for record in records:
+        began = time.monotonic()
+        for n, record in enumerate(records):
+            if self.stopping.is_set():
+                self._release(records[n:], owner)
+                break
+            # Each row runs at the operation's clock now, not the claim's: its lease is
+            # checked (and renewed when old) against the time it really starts.
+            at = now + (time.monotonic() - began) if given else self.clock()
             try:
-                self._job(self._engine(record), record, owner, now).run(now)
+                self._running(self._job(self._engine(record), record, owner, at), at)
                 ran += 1
+            except Stopping:
+                ran += 1
+                self._release(records[n + 1:], owner)
+                break
             except Broken as error:
                 # Retrying cannot help: park it (no wake time, no lease) and keep it as it is.
                 log.error("%s; runners leave it alone until it is repaired", error)
@@ -309,6 +377,15 @@ class Runtime:
                 # again only once it expires, not in a tight loop.
                 log.exception("running workflow %s failed", record.id)
         return ran
+
+    def _release(self, records, owner: str) -> None:
+        """Give back the leases of claimed rows that will not be run here (shutting down)."""
+        for record in records:
+            try:
+                self.store.release(record.id, record.version, owner)
+            except Exception:        # its lease expires: the next runner takes it then
+                log.warning("could not give back the lease of workflow %s", record.id,
+                            exc_info=True)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -335,8 +412,11 @@ class Runtime:
         if record.status not in _STATUSES:
             raise broken(record.id, ValueError(f"unknown status {record.status!r}"))
         doc = answers.document(record, [])
-        return {**answers.summary(record), "state": doc["state"], "pending": pending,
-                "error": doc.get("error"), "log_count": record.log_count}
+        found = {**answers.summary(record), "state": doc["state"], "pending": pending,
+                 "error": doc.get("error"), "log_count": record.log_count}
+        if record.note:            # committed, but the run after it could not finish
+            found["note"] = record.note
+        return found
 
     summary = staticmethod(answers.summary)
 

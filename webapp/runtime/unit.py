@@ -1,21 +1,40 @@
 """The unit of work: one engine instance on its way to the database.
 
 Durability: a new action result is committed before the next action runs, every pause and every
-end is committed, and each commit writes the workflow row and its new audit-log rows together
-(a finished ``simple`` flow: one commit). Whoever runs a workflow holds its lease; every write
-is version-checked, so a writer that lost a race reloads and redoes instead of overwriting.
+end is committed, and each commit writes the workflow row and its new audit-log rows together.
+A new workflow's row is inserted (its id claimed, leased) before its first action runs, so two
+starts with one id never both run it (a finished ``simple`` flow: two commits).
+
+Leases: whoever runs a workflow holds its lease, and holds a live one whenever an action
+starts. Before each action the job renews a lease that is getting old (a version-checked write
+of the lease columns) and refuses to start the action if it lost the row (``store.Stale``);
+while the action runs, a heartbeat thread keeps renewing it. Every write is version-checked,
+so a writer that lost a race reloads and redoes instead of overwriting.
 """
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from contextlib import nullcontext
 
 from .. import store
 from ..engine import Status, Workflow
-from .errors import Unavailable
+from .errors import Invalid, Unavailable
+
+log = logging.getLogger("webapp.runtime")
+
+# The latest time a row may hold (wake_at, updated_at, lease): the end of year 9999, the last
+# time Python's datetime (and so every answer and page) can show.
+MAX_MS = 253_402_300_799_999
 
 
 def ms(seconds: float) -> int:
     return round(seconds * 1000)
+
+
+class Stopping(Exception):
+    """The process is shutting down: the job handed its workflow back before an action."""
 
 
 class Job:
@@ -28,7 +47,8 @@ class Job:
 
     def __init__(self, wf: Workflow, *, id: str, flow: str, owner: str, version: int | None,
                  log_count: int, created_at: int, store: store.Store, now: float,
-                 lease_ms: int):
+                 lease_ms: int, lease_expires: int | None = None, context=None,
+                 stopping: threading.Event | None = None, clock=None):
         self.wf, self.id, self.flow, self.owner = wf, id, flow, owner
         self.version = version        # None: not inserted yet
         self.log_count = log_count
@@ -38,6 +58,12 @@ class Job:
         self.lease_ms = lease_ms
         self.saved = 0                # entries of wf's log list already written
         self.written: store.Record | None = None
+        self.lease_expires = lease_expires     # ms; the lease this job holds, if any
+        self.context = context or nullcontext  # what a heartbeat thread runs in
+        self.stopping = stopping               # set: hand the workflow back before an action
+        self.lost = False                      # a heartbeat found the row taken over
+        self.clock = clock                     # the runtime's clock: leases are kept by it
+        self._lock = threading.Lock()          # the main thread's writes and the heartbeat's
 
     @classmethod
     def of(cls, wf: Workflow, record: store.Record, owner: str, **context) -> Job:
@@ -47,6 +73,10 @@ class Job:
     def at_ms(self) -> int:
         """The operation's clock now, in epoch ms."""
         return ms(self.now + (time.monotonic() - self._started))
+
+    def lease_now_ms(self) -> int:
+        """Now on the clock leases are compared with (the runtime's, as runners claim by it)."""
+        return ms(self.clock()) if self.clock is not None else self.at_ms()
 
     def values(self, *, lease: bool) -> tuple[dict, list]:
         """The row values of the next commit, and the log entries it appends."""
@@ -60,6 +90,9 @@ class Job:
             wake = None if wake_s is None else ms(wake_s)
         else:
             wake = None
+        if wake is not None and not 0 <= wake <= MAX_MS:
+            raise Invalid(f"workflow {self.id!r} would wake at {wake} ms, outside the years "
+                          "1970 to 9999 that can be stored; nothing was stored")
         new = doc["logs"][self.saved:]
         values = {
             "flow": self.flow, "step": doc["step"], "status": str(status),
@@ -69,7 +102,7 @@ class Job:
             "error": store.dumps(doc["error"]) if doc.get("error") else None,
             "wake_at": wake,
             "lease_owner": self.owner if lease else None,
-            "lease_expires": at + self.lease_ms if lease else None,
+            "lease_expires": self.lease_now_ms() + self.lease_ms if lease else None,
             "version": (self.version or 0) + 1,
             "log_count": self.log_count + len(new),
             "updated_at": at,
@@ -82,26 +115,110 @@ class Job:
         """Write the row (``lease``: keep holding it); store.Stale, store.Duplicate, or
         Unavailable when the database stays locked."""
         values, new = self.values(lease=lease)
-        try:
-            self.store.write(self.id, self.version, values,
-                             store.log_params(self.id, self.log_count + 1, new), event_key)
-        except store.Busy as error:
-            raise Unavailable(str(error)) from None
-        self.version = values["version"]
+        with self._lock:
+            try:
+                self.store.write(self.id, self.version, values,
+                                 store.log_params(self.id, self.log_count + 1, new), event_key)
+            except store.Busy as error:
+                raise Unavailable(str(error)) from None
+            self.version = values["version"]
+            self.lease_expires = values["lease_expires"]
         self.log_count = values["log_count"]
         self.saved += len(new)
         self.written = store.Record(id=self.id, created_at=self.created_at,
                                     **{k: v for k, v in values.items() if k != "created_at"})
 
+    # -- the lease --------------------------------------------------------------------------
+
+    def renew(self) -> None:
+        """Extend this job's lease by a full lease from now: a version-checked write of the
+        lease columns only (unsaved results stay unsaved); store.Stale if the row changed
+        (another runner took it over), Unavailable if the database stays locked."""
+        with self._lock:
+            expires = self.lease_now_ms() + self.lease_ms
+            try:
+                self.store.renew(self.id, self.version, self.owner, expires)
+            except store.Busy as error:
+                raise Unavailable(str(error)) from None
+            self.version += 1
+            self.lease_expires = expires
+            if self.written is not None:
+                self.written = self.written.changed(version=self.version,
+                                                    lease_owner=self.owner,
+                                                    lease_expires=expires)
+
+    def keep_lease(self) -> None:
+        """Before an action: make sure this job holds a lease with at least half of it left
+        (renew it if not); store.Stale if the row is not ours any more."""
+        if self.lost:
+            raise store.Stale(self.id)
+        if self.version is None:
+            return
+        left = None if self.lease_expires is None else self.lease_expires - self.lease_now_ms()
+        if left is None or left < self.lease_ms / 2:
+            self.renew()
+
+    def _heartbeat(self, done: threading.Event) -> None:
+        """Renew the lease every third of it until ``done`` (the action ended)."""
+        interval = max(self.lease_ms / 3000, 0.05)
+        with self.context():
+            try:
+                while not done.wait(interval):
+                    try:
+                        self.renew()
+                    except store.Stale:
+                        self.lost = True
+                        log.warning("workflow %s was taken over while its action ran",
+                                    self.id)
+                        return
+                    except Exception:      # the database is away: try again next beat
+                        log.warning("could not renew the lease of workflow %s", self.id,
+                                    exc_info=True)
+            finally:
+                self.store.end()
+
     def run(self, now: float) -> None:
-        """Run until the workflow waits or ends. A new action result is committed just before
-        the next action runs (so a committed result never runs again), and the pause or end
-        is committed; the last commit gives the lease back."""
+        """Run until the workflow waits or ends. A new workflow's row is inserted (leased)
+        before its first action runs; a new action result is committed just before the next
+        action runs (so a committed result never runs again); before every action the lease
+        is checked and renewed if old, and a heartbeat renews it while the action runs; the
+        pause or end is committed, and the last commit gives the lease back.
+
+        store.Stale: the row was taken over (no action was started without a live lease).
+        Stopping: ``stopping`` was set; the workflow was handed back (committed, no lease)
+        before its next action."""
         unsaved = False
-        for checkpoint in self.wf.exec(now, before_actions=True):
-            if checkpoint.kind == "action":
-                unsaved = True
-            elif checkpoint.kind == "before_action" and unsaved:
-                self.commit(lease=True)
-                unsaved = False
+        beat: tuple[threading.Thread, threading.Event] | None = None
+        try:
+            for checkpoint in self.wf.exec(now, before_actions=True):
+                if beat is not None:          # the action that was running has ended
+                    self._stop_beat(beat)
+                    beat = None
+                if checkpoint.kind == "action":
+                    unsaved = True
+                elif checkpoint.kind == "before_action":
+                    if self.stopping is not None and self.stopping.is_set():
+                        self.commit(lease=False)      # hand it back: due at once
+                        raise Stopping(self.id)
+                    if unsaved or self.version is None:
+                        self.commit(lease=True)       # the result, or the id's claim
+                        unsaved = False
+                    else:
+                        self.keep_lease()
+                    done = threading.Event()
+                    thread = threading.Thread(target=self._heartbeat, args=(done,),
+                                              name=f"lease-{self.id}", daemon=True)
+                    thread.start()
+                    beat = (thread, done)
+        finally:
+            if beat is not None:
+                self._stop_beat(beat)
+        if self.lost:
+            raise store.Stale(self.id)
         self.commit(lease=False)
+
+    @staticmethod
+    def _stop_beat(beat) -> None:
+        thread, done = beat
+        done.set()
+        thread.join()
