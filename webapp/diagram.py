@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import html
 import logging
 import math
 import os
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 DOT_COMMAND: str | None = os.environ.get("TINYFLOW_DOT") or None
 #: How many rendered SVGs ``render_svg`` keeps, keyed by a hash of their DOT.
 CACHE_SIZE = 256
+# Larger graphs are drawn as a summary (the WebAssembly Graphviz exhausts its stack on a
+# couple of thousand nodes, and no one reads such a picture).
+MAX_DRAWN_STEPS = 300
 
 AUDIT_OFF_NOTE = ("This workflow was recorded with the audit log off: transitions are unknown; "
                   "steps are drawn from custom log entries.")
@@ -267,8 +271,25 @@ class Diagram:
         return self.graph.source
 
     def svg(self) -> str:
-        """The SVG, ready to inline in a page (raises DiagramError)."""
+        """The SVG, ready to inline in a page (raises DiagramError). A graph of more than
+        MAX_DRAWN_STEPS steps is not laid out (Graphviz runs out of stack or time on it):
+        its summary is drawn instead."""
+        if len(self.nodes) > MAX_DRAWN_STEPS:
+            return self.summary_svg()
         return render_svg(self.dot)
+
+    def summary_svg(self) -> str:
+        """A small SVG that says what the diagram holds, for a graph too large to draw (or
+        one Graphviz failed on): the tables say the rest."""
+        taken = sum(1 for _, _, n in self.edges if n)
+        lines = [f"{_plural(len(self.nodes), 'step')} and {_plural(taken, 'transition')} "
+                 "taken: too large to draw.", "The tables on the workflow's page list them."]
+        text = "".join(
+            f'<text x="10" y="{24 + 20 * i}">{html.escape(line)}</text>'
+            for i, line in enumerate(lines))
+        return ('<svg xmlns="http://www.w3.org/2000/svg" class="diagram-summary" '
+                f'width="520" height="{20 + 20 * len(lines)}" role="img" '
+                f'font-family="sans-serif" font-size="14">{text}</svg>')
 
     def svg_or_none(self) -> str | None:
         """The SVG, or None (the error logged) so that a page can still show the tables."""
@@ -280,7 +301,8 @@ class Diagram:
 
 
 def build(flow_cls, logs, *, status, step, pending=(), error=None,
-          link: Callable[[str], str] | None = None, snapshot: dict | None = None) -> Diagram:
+          link: Callable[[str], str] | None = None, snapshot: dict | None = None,
+          of_entries: int | None = None) -> Diagram:
     """Draw one workflow: every path its audit log shows, over the flow's static graph.
 
     Args:
@@ -294,12 +316,19 @@ def build(flow_cls, logs, *, status, step, pending=(), error=None,
         snapshot: optional, a dict with the snapshot's ``cache`` and ``system``: when the log
             was written with the audit log off, their keys still tell which step each visit
             was.
+        of_entries: how many entries the whole log holds, when ``logs`` is only its last
+            ones (a long history): the diagram says so, and its counts are of those.
     """
     spec = flow_cls.__workflow__
     status = str(status or "running")
+    logs = list(logs)
     h = _read_log(logs)
     first = h.first or spec.first_step
     notes: list[str] = []
+    if of_entries is not None and of_entries > len(logs):
+        h.complete = False
+        notes.append(f"Drawn from the last {len(logs):,} of {of_entries:,} audit-log entries: "
+                     "the counts are of those, and earlier transitions may be missing.")
     if h.audit_off and snapshot:
         missing = _read_keys(h, snapshot, spec.first_step, step)
         first = h.first

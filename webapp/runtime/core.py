@@ -23,7 +23,7 @@ from . import answers, inputs
 from .errors import Broken, Conflict, Invalid, NotFound, Unavailable, broken
 from .registry import load_flows
 from .settings import SETTINGS, Settings
-from .unit import Job, Stopping, ms
+from .unit import Heartbeat, Job, Stopping, ms
 
 log = logging.getLogger("webapp.runtime")
 
@@ -83,6 +83,7 @@ class Runtime:
         # Set by shutdown(): runs hand their workflow back before their next action, and
         # runners claim nothing more.
         self.stopping = threading.Event()
+        self.heartbeat = Heartbeat(self.context)
         self._active = 0                  # runs in progress (jobs between their commits)
         self._active_lock = threading.Condition()
 
@@ -116,7 +117,8 @@ class Runtime:
 
     def _job(self, wf: Workflow, record: storage.Record, owner: str, now: float) -> Job:
         return Job.of(wf, record, owner, store=self.store, now=now, lease_ms=self.lease_ms,
-                      context=self.context, stopping=self.stopping, clock=self.clock)
+                      heartbeat=self.heartbeat, stopping=self.stopping,
+                      clock=self.clock)
 
     def _running(self, job: Job, now: float) -> None:
         """``job.run(now)``, counted as a run in progress (``shutdown`` waits for them)."""
@@ -184,7 +186,7 @@ class Runtime:
         wf = cls(state=state, now=now)
         job = Job(wf, id=id, flow=flow, owner=owner_id(), version=None, log_count=0,
                   created_at=ms(now), store=self.store, now=now, lease_ms=self.lease_ms,
-                  context=self.context, stopping=self.stopping, clock=self.clock)
+                  heartbeat=self.heartbeat, stopping=self.stopping, clock=self.clock)
         try:
             # Its first commit inserts the row: before its first action runs (the id is
             # claimed, leased, so a concurrent start with the same id gets Conflict before
@@ -211,13 +213,19 @@ class Runtime:
         self.check_json(payload, "the event's payload")
         inputs.idempotency_key(idempotency_key)
 
+        most = int(self.settings["TINYFLOW_MAX_INBOX"])
+
         def mutate(wf, now):
             try:
-                wf.send(name, payload, now=now)
+                handled = wf.send(name, payload, now=now)
             except WorkflowClosed as error:
                 raise Conflict(str(error)) from None
             except Exception as error:    # the flow's handler refused it
                 raise Invalid(str(error) or type(error).__name__) from error
+            if handled == "inbox" and len(wf.to_json().get("inbox") or ()) > most:
+                raise Invalid(f"workflow {id!r} already holds {most} events that nothing "
+                              f"waits for (TINYFLOW_MAX_INBOX); event {name!r} was not "
+                              "delivered")
         return self._change(id, mutate, now, event_key=idempotency_key)
 
     @_unit
@@ -466,6 +474,16 @@ class Runtime:
         """The whole audit log as snapshot entries ``{type, values, _at, _step}`` (for the
         diagram; the entries may be shared with other callers: read, do not change them)."""
         return self.logs_cache.entries(self.store, self._get(id))
+
+    @_unit
+    def recent_logs(self, id: str, limit: int = 1000) -> tuple[list[dict], int]:
+        """The last ``limit`` audit-log entries (snapshot format, oldest first) and how many
+        the whole log holds: what a page or a diagram draws, whatever the history's length
+        (a read of ``limit`` rows by the log's key, not of the whole log)."""
+        record = self._get(id)
+        first = max(0, record.log_count - limit)
+        rows = self.store.log_rows(id, after=first, limit=limit)
+        return [answers.entry(r) for r in rows], record.log_count
 
     @_unit
     def snapshot(self, id: str) -> dict:

@@ -47,8 +47,9 @@ class Job:
 
     def __init__(self, wf: Workflow, *, id: str, flow: str, owner: str, version: int | None,
                  log_count: int, created_at: int, store: store.Store, now: float,
-                 lease_ms: int, lease_expires: int | None = None, context=None,
-                 stopping: threading.Event | None = None, clock=None):
+                 lease_ms: int, lease_expires: int | None = None,
+                 stopping: threading.Event | None = None, clock=None,
+                 heartbeat: Heartbeat | None = None):
         self.wf, self.id, self.flow, self.owner = wf, id, flow, owner
         self.version = version        # None: not inserted yet
         self.log_count = log_count
@@ -59,11 +60,12 @@ class Job:
         self.saved = 0                # entries of wf's log list already written
         self.written: store.Record | None = None
         self.lease_expires = lease_expires     # ms; the lease this job holds, if any
-        self.context = context or nullcontext  # what a heartbeat thread runs in
+        self.heartbeat = heartbeat             # renews the lease while an action runs
+        self._beating = False
         self.stopping = stopping               # set: hand the workflow back before an action
         self.lost = False                      # a heartbeat found the row taken over
         self.clock = clock                     # the runtime's clock: leases are kept by it
-        self._lock = threading.Lock()          # the main thread's writes and the heartbeat's
+        self._lock = threading.RLock()         # the job's own writes and the heartbeat's
 
     @classmethod
     def of(cls, wf: Workflow, record: store.Record, owner: str, **context) -> Job:
@@ -158,25 +160,6 @@ class Job:
         if left is None or left < self.lease_ms / 2:
             self.renew()
 
-    def _heartbeat(self, done: threading.Event) -> None:
-        """Renew the lease every third of it until ``done`` (the action ended)."""
-        interval = max(self.lease_ms / 3000, 0.05)
-        with self.context():
-            try:
-                while not done.wait(interval):
-                    try:
-                        self.renew()
-                    except store.Stale:
-                        self.lost = True
-                        log.warning("workflow %s was taken over while its action ran",
-                                    self.id)
-                        return
-                    except Exception:      # the database is away: try again next beat
-                        log.warning("could not renew the lease of workflow %s", self.id,
-                                    exc_info=True)
-            finally:
-                self.store.end()
-
     def run(self, now: float) -> None:
         """Run until the workflow waits or ends. A new workflow's row is inserted (leased)
         before its first action runs; a new action result is committed just before the next
@@ -188,12 +171,12 @@ class Job:
         Stopping: ``stopping`` was set; the workflow was handed back (committed, no lease)
         before its next action."""
         unsaved = False
-        beat: tuple[threading.Thread, threading.Event] | None = None
+        beating = False
         try:
             for checkpoint in self.wf.exec(now, before_actions=True):
-                if beat is not None:          # the action that was running has ended
-                    self._stop_beat(beat)
-                    beat = None
+                if beating:                   # the action that was running has ended
+                    self.heartbeat.remove(self)
+                    beating = False
                 if checkpoint.kind == "action":
                     unsaved = True
                 elif checkpoint.kind == "before_action":
@@ -205,20 +188,79 @@ class Job:
                         unsaved = False
                     else:
                         self.keep_lease()
-                    done = threading.Event()
-                    thread = threading.Thread(target=self._heartbeat, args=(done,),
-                                              name=f"lease-{self.id}", daemon=True)
-                    thread.start()
-                    beat = (thread, done)
+                    if self.heartbeat is not None:
+                        self.heartbeat.add(self)
+                        beating = True
         finally:
-            if beat is not None:
-                self._stop_beat(beat)
+            if beating:
+                self.heartbeat.remove(self)
         if self.lost:
             raise store.Stale(self.id)
         self.commit(lease=False)
 
-    @staticmethod
-    def _stop_beat(beat) -> None:
-        thread, done = beat
-        done.set()
-        thread.join()
+
+class Heartbeat:
+    """One thread that renews the leases of the jobs whose action is running, each every third
+    of its lease (as Temporal's activity heartbeats), in ``context`` (the Flask app's). A job
+    is added when its action starts and removed when it ends; a renewal never overlaps the
+    job's own writes (they share its lock), and none happens after it was removed."""
+
+    def __init__(self, context=None):
+        self.context = context or nullcontext
+        self._jobs: dict[int, list] = {}        # id(job) -> [job, when last renewed]
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, job: Job) -> None:
+        with job._lock:
+            job._beating = True
+        with self._cond:
+            self._jobs[id(job)] = [job, time.monotonic()]
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="tiny-workflow-leases",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def remove(self, job: Job) -> None:
+        with job._lock:                 # waits for a renewal in progress
+            job._beating = False
+        with self._cond:
+            self._jobs.pop(id(job), None)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs:
+                    self._cond.wait()
+                now = time.monotonic()
+                due = [entry for entry in self._jobs.values()
+                       if now - entry[1] >= entry[0].lease_ms / 3000]
+                if not due:
+                    nearest = min(entry[1] + entry[0].lease_ms / 3000
+                                  for entry in self._jobs.values())
+                    self._cond.wait(max(0.01, min(1.0, nearest - now)))
+                    continue
+                for entry in due:
+                    entry[1] = now
+            for job, _ in due:
+                self._beat(job)
+
+    def _beat(self, job: Job) -> None:
+        with self.context():
+            try:
+                with job._lock:
+                    if not job._beating:
+                        return
+                    try:
+                        job.renew()
+                    except store.Stale:
+                        job.lost = True
+                        job._beating = False
+                        log.warning("workflow %s was taken over while its action ran",
+                                    job.id)
+            except Exception:               # the database is away: try again next beat
+                log.warning("could not renew the lease of workflow %s", job.id,
+                            exc_info=True)
+            finally:
+                job.store.end()

@@ -25,6 +25,9 @@ STATUSES = web.STATUSES
 LIVE = frozenset({"running", "waiting"})        # the statuses that change by themselves
 PAGE_SIZE = 50
 LOG_PAGE_SIZE = 100
+# A workflow's diagram is drawn from at most its last this many audit-log entries, so a page
+# costs what it shows whatever the history's length (the diagram says so when it is partial).
+DIAGRAM_ENTRIES = 2000
 
 
 class FormError(Exception):
@@ -168,11 +171,11 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
     filters = log_filters()
     entries, next_log_cursor = runtime.logs(wf_id, type=filters["type"], step=filters["step"],
                                             cursor=filters["cursor"], limit=LOG_PAGE_SIZE)
-    history = runtime.all_logs(wf_id)
+    history, total = runtime.recent_logs(wf_id, DIAGRAM_ENTRIES)
     picture = None
     if flow_cls is not None:
         picture = diagram.build(flow_cls, history, status=wf["status"], step=wf["step"],
-                                pending=wf["pending"], error=wf["error"],
+                                pending=wf["pending"], error=wf["error"], of_entries=total,
                                 link=lambda step: url_for("workflows.show", id=wf_id, step=step,
                                                           _anchor="audit-log"))
     timers = [w for w in wf["pending"] if w.get("type") == "timer"]
@@ -332,13 +335,15 @@ def workflow_diagram(wf_id: str):
     flow_cls = runtime.registry().get(wf["flow"])
     if flow_cls is None:
         abort(404, f"The flow {wf['flow']!r} is not registered, so it has no diagram.")
-    return diagram.build(flow_cls, runtime.all_logs(wf_id), status=wf["status"],
-                         step=wf["step"], pending=wf["pending"], error=wf["error"])
+    history, total = runtime.recent_logs(wf_id, DIAGRAM_ENTRIES)
+    return diagram.build(flow_cls, history, status=wf["status"], step=wf["step"],
+                         pending=wf["pending"], error=wf["error"], of_entries=total)
 
 
 @bp.get("/workflows/<path:id>/diagram.svg")
 def diagram_svg(id: str):
-    response = make_response(workflow_diagram(id).svg())
+    picture = workflow_diagram(id)
+    response = make_response(picture.svg_or_none() or picture.summary_svg())
     response.mimetype = "image/svg+xml"
     return response
 
