@@ -210,3 +210,24 @@ class Slow(Workflow):
         yield self.action("work", slow, self.state["dir"], self.state["tag"],
                           self.state["seconds"])
         return None
+
+
+def slow_timed(folder: str, name: str, seconds: float) -> str:
+    """Record ``name@<start time>`` (epoch seconds), then take ``seconds``."""
+    effect(folder, f"{name}@{time.time():.6f}")
+    time.sleep(seconds)
+    return name
+
+
+class SlowSteps(Workflow):
+    """A timer first, then one action per entry of ``state["seconds"]`` (each that long)."""
+
+    name = "slow_steps"
+
+    @step
+    def only(self):
+        yield self.sleep("pause", 1)
+        for n, seconds in enumerate(self.state["seconds"]):
+            yield self.action(f"work_{n}", slow_timed, self.state["dir"],
+                              f"{self.state['tag']}:work_{n}", seconds)
+        return None
