@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from webapp import runtime
 from webapp.engine import Workflow, step
 from webapp.store import WORKFLOW, db
 
