@@ -155,3 +155,79 @@ class TwoActions(Workflow):
         yield self.action("first", read_stored_caches)
         yield self.action("second", read_stored_caches)
         return None
+
+
+HOOKS: dict = {}   # name -> callable(tag): what a test makes a hooked action do meanwhile
+
+
+def hooked(tag: str) -> str:
+    """Count the run, then call the test's hook (if any)."""
+    _count(f"hooked:{tag}")
+    hook = HOOKS.get("hooked")
+    if hook is not None:
+        hook(tag)
+    return tag
+
+
+class Hooked(Workflow):
+    """A timer first (so runners pick it up), then one hooked action."""
+
+    name = "hooked"
+
+    @step
+    def only(self):
+        yield self.sleep("pause", 1)
+        yield self.action("work", hooked, self.state["tag"])
+        return None
+
+
+class HookedAtOnce(Workflow):
+    """One hooked action, first thing."""
+
+    name = "hooked_at_once"
+
+    @step
+    def only(self):
+        yield self.action("work", hooked, self.state["tag"])
+        return None
+
+
+def slow(folder: str, tag: str, seconds: float) -> str:
+    """Record the run, then take ``seconds`` (a real action that takes real time)."""
+    effect(folder, tag)
+    time.sleep(seconds)
+    return tag
+
+
+class Slow(Workflow):
+    """A timer first (so workers pick it up), then one action of ``state["seconds"]``."""
+
+    name = "slow"
+
+    @step
+    def only(self):
+        yield self.sleep("pause", 1)
+        yield self.action("work", slow, self.state["dir"], self.state["tag"],
+                          self.state["seconds"])
+        return None
+
+
+def slow_timed(folder: str, name: str, seconds: float) -> str:
+    """Record ``name@<start time>`` (epoch seconds), then take ``seconds``."""
+    effect(folder, f"{name}@{time.time():.6f}")
+    time.sleep(seconds)
+    return name
+
+
+class SlowSteps(Workflow):
+    """A timer first, then one action per entry of ``state["seconds"]`` (each that long)."""
+
+    name = "slow_steps"
+
+    @step
+    def only(self):
+        yield self.sleep("pause", 1)
+        for n, seconds in enumerate(self.state["seconds"]):
+            yield self.action(f"work_{n}", slow_timed, self.state["dir"],
+                              f"{self.state['tag']}:work_{n}", seconds)
+        return None

@@ -71,10 +71,16 @@ def test_serve_runs_waitress_with_the_runner_on(runner, app, monkeypatch):
     import waitress
 
     served = {}
-    monkeypatch.setattr(waitress, "serve", lambda wsgi, **kw: served.update(app=wsgi, **kw))
+
+    def serve(wsgi, **kw):      # while waitress serves, the runner runs
+        served.update(app=wsgi, runner_alive=app.extensions["tinyflow.runner"].is_alive(), **kw)
+    monkeypatch.setattr(waitress, "serve", serve)
     result = runner.invoke(main, ["serve", "--port", "5099"])
     assert result.exit_code == 0, result.output
     assert served["app"] is app and served["port"] == 5099 and served["host"] == "127.0.0.1"
     assert app.config["TINYFLOW_RUNNER"] is True
-    assert app.extensions["tinyflow.runner"].is_alive()
+    assert served["runner_alive"]
+    # once waitress returns, serve stops its runner and says so
+    assert not app.extensions["tinyflow.runner"].is_alive()
+    assert result.output.rstrip().endswith("tiny-workflow stopped")
     assert "http://127.0.0.1:5099/workflows" in result.output

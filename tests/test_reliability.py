@@ -29,7 +29,7 @@ import flows.guess_game_2
 import flows.simple
 from flows.interval_payment import IntervalPayment
 from flows.user_onboarding import UserOnboarding
-from test_runtime_workers import finish, start_worker, wait_until, worker_logs
+from test_runtime_workers import effects, finish, start_worker, wait_until, worker_logs
 from webapp import runtime
 from webapp.engine import Workflow
 from webapp.store import EVENT_KEY, db
@@ -416,3 +416,95 @@ def test_events_sent_in_parallel_with_two_workers_are_applied_exactly_once(
     with app.app_context():
         receipts = sum(len(runtime.snapshot(id)["state"]["receipts"]) for id in ids)
     assert bills == receipts
+
+
+# -- slow actions: leases kept by live workers, taken over only from dead ones ----------------
+
+def test_slow_actions_under_kills_never_run_twice_while_their_worker_lives(
+        make_app, tmp_path, capsys, request):
+    """Workflows of one or two actions of 1-3 s each; two workers with lease 5 s and batch 20
+    (so a worker's claimed batch outlasts its leases), one of them killed with SIGKILL at a
+    random moment and replaced, again and again. An action may run again only after the
+    worker that ran it before was killed: never while that worker lived.
+
+    TINYFLOW_TORTURE_SLOW_WORKFLOWS (10), TINYFLOW_TORTURE_SLOW_KILL_SECONDS (12),
+    TINYFLOW_TORTURE_SEED and TINYFLOW_TORTURE_DB=postgresql make a longer or other run."""
+    total = int(os.environ.get("TINYFLOW_TORTURE_SLOW_WORKFLOWS", "10"))
+    budget = float(os.environ.get("TINYFLOW_TORTURE_SLOW_KILL_SECONDS", "12"))
+    rng = random.Random(os.environ.get("TINYFLOW_TORTURE_SEED"))
+    url = f"sqlite:///{tmp_path / 'tiny-workflow.sqlite'}"
+    if os.environ.get("TINYFLOW_TORTURE_DB") == "postgresql":
+        url = request.getfixturevalue("postgres_server").create_database()
+    flows = ["flows", "runtime_flows"]
+    app = make_app(url, TINYFLOW_FLOWS=flows)
+    with app.app_context():
+        for n in range(total):
+            seconds = [round(rng.uniform(1, 3), 2) for _ in range(1 + (n % 3 == 0))]
+            runtime.start("slow_steps", {"dir": str(tmp_path), "tag": f"w{n}",
+                                         "seconds": seconds}, id=f"w{n:03}")
+
+    def spawn():
+        return start_worker(url, tmp_path, "--batch", "20", "--lease-seconds", "5",
+                            TINYFLOW_FLOWS=",".join(flows))
+
+    def unfinished() -> int:
+        with app.app_context():
+            db.session.rollback()
+            return total - runtime.status_counts().get("finished", 0)
+
+    killed: dict[int, float] = {}        # pid -> when SIGKILL was sent (epoch seconds)
+    started = time.monotonic()
+    workers = {}
+    tick = threading.Event()
+    try:
+        while time.monotonic() - started < budget and unfinished():
+            while len(workers) < 2:
+                proc = spawn()
+                workers[proc] = time.monotonic() + rng.uniform(0.8, 6.0)
+            for proc, deadline in list(workers.items()):
+                if time.monotonic() >= deadline:
+                    killed[proc.pid] = time.time()
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                    del workers[proc]
+            tick.wait(0.02)
+        while len(workers) < 2:           # then two workers left alone finish the rest
+            workers[spawn()] = None
+        wait_until(lambda: not unfinished(), tmp_path, timeout=180)
+    finally:
+        for proc in workers:
+            proc.send_signal(signal.SIGTERM)
+        for proc in workers:
+            finish(proc, tmp_path, timeout=60)
+    elapsed = time.monotonic() - started
+
+    runs = collections.defaultdict(list)   # action -> [(start time, pid)], in order
+    for what, pid in effects(tmp_path):
+        name, at = what.rsplit("@", 1)
+        runs[name].append((float(at), pid))
+    with app.app_context():
+        db.session.rollback()
+        assert runtime.status_counts() == {"finished": total}
+        committed = {f"{doc['state']['tag']}:{key.split(':')[-1]}"
+                     for doc in (runtime.snapshot(f"w{n:03}") for n in range(total))
+                     for key in doc["cache"] if key != "_seq"}
+    assert set(runs) == committed
+    once = again = 0
+    for name, seq in runs.items():
+        seq.sort()
+        for (_, pid), (next_at, _) in zip(seq, seq[1:]):
+            # Run again only once the worker that ran it before was dead (killed before the
+            # next run began): never while it lived and held its lease.
+            assert pid in killed and killed[pid] <= next_at, (name, seq, killed.get(pid))
+        once += len(seq) == 1
+        again += len(seq) > 1
+    actions = sum(len(seq) for seq in runs.values())
+    summary = (f"\ntorture (slow actions): {total} workflows, {len(runs)} actions of 1-3 s, "
+               f"lease 5 s, batch 20, two workers; {len(killed)} killed with SIGKILL at random "
+               f"moments; {elapsed:.1f} s\n"
+               f"torture (slow actions): {actions} real runs: {once} actions ran once, "
+               f"{again} again after a kill cut them off, 0 twice while their worker lived\n")
+    with capsys.disabled():
+        print(summary)
+    (tmp_path / "summary.txt").write_text(summary)
+    assert killed, "no worker was killed"

@@ -38,8 +38,9 @@ def test_an_action_result_is_committed_before_the_next_action_runs(rt, commits):
     row = runtime.start("two_actions")
     # what another connection read while each action ran: the first result was stored
     # before the second action started
-    assert runtime_flows.STORED_CACHES == [[], [["0:only:first"]]]
-    assert len(commits) == 2                  # that result, then the end
+    # (the row itself was inserted, its id claimed, before the first action ran)
+    assert runtime_flows.STORED_CACHES == [[[]], [["0:only:first"]]]
+    assert len(commits) == 3                  # the claim, that result, then the end
     assert runtime.get(row.id).status == "finished"
 
 
@@ -53,9 +54,10 @@ def row_state(id):
 
 # -- start --------------------------------------------------------------------------------------
 
-def test_simple_flow_runs_to_the_end_in_one_commit(rt, commits):
+def test_simple_flow_runs_to_the_end_in_two_commits(rt, commits):
     row = runtime.start("simple")
-    assert len(commits) == 1        # the INSERT, the action's result and the end together
+    # the INSERT that claims the id before its action runs; the result and the end together
+    assert len(commits) == 2
     wf = runtime.describe(runtime.get(row.id))
     assert wf["status"] == "finished"
     assert wf["state"] == {"startHit": True, "computed": 3.141592653589793, "endHit": True}

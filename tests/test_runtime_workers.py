@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from webapp import runtime
@@ -134,3 +135,86 @@ def test_sigterm_stops_a_worker_cleanly(any_db_url, make_app, tmp_path):
         if worker.poll() is None:
             worker.kill()
     assert worker_logs(tmp_path).rstrip().endswith("worker stopped")
+
+
+# -- SIGTERM: stop claiming, finish the action in flight, give every other lease back ---------
+
+def _slow_workflows(app, tmp_path, n: int, seconds: float) -> None:
+    with app.app_context():
+        for i in range(n):
+            runtime.start("slow", {"dir": str(tmp_path), "tag": f"s{i}", "seconds": seconds},
+                          id=f"s{i}")
+
+
+def _rows(app) -> dict:
+    with app.app_context():
+        db.session.rollback()
+        return {row.id: row for row in runtime.list_workflows(limit=100)[0]}
+
+
+def test_sigterm_finishes_the_action_in_flight_and_gives_the_batch_back(make_app, any_db_url,
+                                                                        tmp_path):
+    """A worker has claimed three workflows of one 2 s action each. SIGTERM during the first
+    action: that action finishes and is committed, the two rows not run yet are given back at
+    once (no lease held), and the worker exits within the action's time, not the batch's."""
+    app = make_app(any_db_url, TINYFLOW_FLOWS=FLOWS)
+    _slow_workflows(app, tmp_path, 3, 2.0)
+    worker = start_worker(any_db_url, tmp_path, "--batch", "20")
+    try:
+        wait_until(lambda: len(effects(tmp_path)) == 1, tmp_path)
+        asked = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        finish(worker, tmp_path, timeout=30)
+        took = time.monotonic() - asked
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert took < 2.0 + 2.5, took          # the action in flight (2 s), not the batch (6 s)
+    assert worker_logs(tmp_path).rstrip().endswith("worker stopped")
+    rows = _rows(app)
+    ran = effects(tmp_path)[0][0]
+    assert rows[ran].status == "finished"
+    for id, row in rows.items():
+        assert row.lease_owner is None and row.lease_expires is None, id
+    # Given back, not left to expire: a new worker (same clock) takes them at once.
+    second = start_worker(any_db_url, tmp_path, "--exit-when-idle")
+    finish(second, tmp_path)
+    assert sorted(what for what, _ in effects(tmp_path)) == ["s0", "s1", "s2"]
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_sigterm_stops_serve_after_its_action_in_flight_leaving_no_lease(make_app, any_db_url,
+                                                                         tmp_path):
+    app = make_app(any_db_url, TINYFLOW_FLOWS=FLOWS)
+    _slow_workflows(app, tmp_path, 2, 2.0)
+    with open(tmp_path / "worker-serve.log", "w") as log:
+        serve = subprocess.Popen(
+            [sys.executable, "-c", "from webapp.cli import main; main()", "serve",
+             "--port", str(_free_port())],
+            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ,
+                 "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+                 "TINYFLOW_DATABASE_URL": any_db_url, "TINYFLOW_FLOWS": ",".join(FLOWS),
+                 "TINYFLOW_INSTANCE": str(tmp_path / "instance"), "PYTHONUNBUFFERED": "1"})
+    try:
+        wait_until(lambda: len(effects(tmp_path)) == 1, tmp_path)
+        asked = time.monotonic()
+        serve.send_signal(signal.SIGTERM)
+        code = serve.wait(timeout=30)
+        took = time.monotonic() - asked
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    output = worker_logs(tmp_path)
+    assert code == 0 and "Traceback" not in output, output
+    assert 1.0 < took < 2.0 + 2.5, took     # it waited for the action, then stopped
+    rows = _rows(app)
+    assert rows[effects(tmp_path)[0][0]].status == "finished"   # the action was not cut off
+    for id, row in rows.items():
+        assert row.lease_owner is None, (id, row.lease_owner)

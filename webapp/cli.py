@@ -10,6 +10,9 @@ from . import create_app
 # The commands also load the demo's own flow (flaky_payment), so the workflows that
 # ``tiny-workflow demo`` makes have their flow wherever they are served or run.
 CLI_FLOWS = ["flows", "webapp.demo_flows"]
+# On SIGTERM, how long `serve` waits for the runs in progress to finish their action and
+# hand their workflow back (a worker waits for its one run: it has no other threads).
+STOP_SECONDS = 30.0
 
 
 def cli_app():
@@ -88,7 +91,13 @@ def worker(poll, batch, lease_seconds, exit_when_idle):
         rt.settings["TINYFLOW_LEASE_SECONDS"] = lease_seconds
     runner = runtime.Runner(rt, interval=poll, batch=batch, owner=runtime.owner_id("worker"))
     click.echo(f"worker {runner.owner} on {rt.store.url}; flows: {', '.join(sorted(rt.flows))}")
-    previous = signal.signal(signal.SIGTERM, lambda *_: runner.stopped.set())
+
+    def stop(*_):
+        # Claim nothing more; the action in flight finishes and its workflow is handed back
+        # before its next action; the claimed rows not run yet are given back at once.
+        runner.stopped.set()
+        rt.stopping.set()
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         runner.work(burst=exit_when_idle)   # in this thread: the process is the worker
     except KeyboardInterrupt:
@@ -225,6 +234,7 @@ def serve(host, port, threads, batch, lease_seconds):
     """Run the dashboard and the API with waitress, and the runner that fires due timers
     (not in read-only mode, TINYFLOW_READ_ONLY, where it only shows what is there)."""
     import ipaddress
+    import signal
     import threading
 
     import waitress
@@ -261,7 +271,26 @@ def serve(host, port, threads, batch, lease_seconds):
     # Load the WebAssembly Graphviz (about a second) now, not on the first page with a diagram.
     threading.Thread(target=diagram.warm_up, name="diagram-warm-up", daemon=True).start()
     click.echo(f"tiny-workflow dashboard on http://{host}:{port}/workflows (Ctrl+C stops it)")
-    waitress.serve(app, host=host, port=port, threads=threads, ident="tiny-workflow")
+
+    def stop(*_):
+        # Claim nothing more, and make every run in progress (the runner's, a request's)
+        # hand its workflow back after the action it is in; then leave waitress's loop.
+        rt.stopping.set()
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        waitress.serve(app, host=host, port=port, threads=threads, ident="tiny-workflow")
+    except KeyboardInterrupt:      # SIGTERM before waitress's loop began (or Ctrl+C)
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        rt.stopping.set()
+        runner = app.extensions.get("tinyflow.runner")
+        if runner is not None:
+            runner.stop(timeout=STOP_SECONDS)
+        if not rt.shutdown(timeout=STOP_SECONDS):
+            click.echo("stopped with runs still in progress: their leases expire", err=True)
+    click.echo("tiny-workflow stopped")
 
 
 @main.command()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (BigInteger, Boolean, ForeignKey, Index, String, Text, bindparam,
@@ -164,6 +164,9 @@ class Record:
     log_count: int
     created_at: int
     updated_at: int
+    # Not a column: what the runtime has to say about a change it answers with (it was
+    # committed, but the run after it could not finish: a runner finishes it).
+    note: str | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, row) -> Record:
@@ -201,7 +204,7 @@ class ScheduleRecord:
         return replace(self, **values)
 
 
-_COLUMNS = tuple(f.name for f in fields(Record))
+_COLUMNS = tuple(f.name for f in fields(Record) if f.name != "note")
 
 
 WORKFLOW = WorkflowRow.__table__
@@ -485,17 +488,19 @@ class Store:
         return dict(self.session.execute(stmt.group_by(WORKFLOW.c.status)).all())
 
     def log_rows(self, id: str, type=None, step=None, after: int = 0,
-                 limit: int | None = None):
-        """Audit-log rows of workflow ``id`` with n > ``after``, oldest first."""
+                 limit: int | None = None, newest: bool = False):
+        """Audit-log rows of workflow ``id`` with n > ``after``, oldest first (``newest``:
+        the last ``limit`` of them, still oldest first)."""
         stmt = select(LOG).where(LOG.c.workflow_id == id, LOG.c.n > after)
         if type:
             stmt = stmt.where(LOG.c.type == type)
         if step:
             stmt = stmt.where(LOG.c.step == step)
-        stmt = stmt.order_by(LOG.c.n)
+        stmt = stmt.order_by(LOG.c.n.desc() if newest else LOG.c.n)
         if limit is not None:
             stmt = stmt.limit(limit)
-        return self.session.execute(stmt).all()
+        rows = self.session.execute(stmt).all()
+        return rows[::-1] if newest else rows
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -567,6 +572,29 @@ class Store:
                         lease_owner=owner, lease_expires=now_ms + lease_ms,
                         version=row.version + 1))
             return claimed, candidates
+        return self.transaction(statements)
+
+    def renew(self, id: str, version: int, owner: str, expires: int) -> None:
+        """Extend ``owner``'s lease of a row at ``version`` to ``expires`` (ms), and nothing
+        else: the row's data stay as the last commit wrote them. Bumps the version, so a runner
+        that read the row before cannot claim it after; Stale if it changed meanwhile."""
+        def statements():
+            done = _UPDATE_WORKFLOW.run(self.session.connection(), {
+                "lease_owner": owner, "lease_expires": expires, "version": version + 1,
+                "where_id": id, "where_version": version})
+            if done != 1:
+                raise Stale(id)
+        self.transaction(statements)
+
+    def release(self, id: str, version: int, owner: str) -> bool:
+        """Give back ``owner``'s lease of a row still at ``version`` (a claimed row not run:
+        due at once for the next runner); whether it was given back."""
+        def statements():
+            done = self.session.execute(
+                update(WORKFLOW).where(WORKFLOW.c.id == id, WORKFLOW.c.version == version,
+                                       WORKFLOW.c.lease_owner == owner),
+                {"lease_owner": None, "lease_expires": None, "version": version + 1})
+            return done.rowcount == 1
         return self.transaction(statements)
 
     def park(self, id: str, version: int) -> None:

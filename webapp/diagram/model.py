@@ -2,15 +2,20 @@
 workflow's audit log (``build``) or from the flow alone (``static``); ``dot`` draws it."""
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .history import StepFacts, read_keys, read_log
 from .render import renderer
-from .words import failure_text, wait_badge, wait_text
+from .words import failure_text, plural, wait_badge, wait_text
 
 log = logging.getLogger("webapp.diagram")
+
+# Larger graphs are drawn as a summary (the WebAssembly Graphviz exhausts its stack on a
+# couple of thousand nodes, and no one reads such a picture).
+MAX_DRAWN_STEPS = 300
 
 AUDIT_OFF_NOTE = ("This workflow was recorded with the audit log off: transitions are unknown; "
                   "steps are drawn from custom log entries.")
@@ -66,8 +71,25 @@ class Diagram:
         return to_dot(self)
 
     def svg(self) -> str:
-        """The SVG, ready to inline in a page (raises DiagramError)."""
+        """The SVG, ready to inline in a page (raises DiagramError). A graph of more than
+        MAX_DRAWN_STEPS steps is not laid out (Graphviz runs out of stack or time on it):
+        its summary is drawn instead."""
+        if len(self.nodes) > MAX_DRAWN_STEPS:
+            return self.summary_svg()
         return renderer.render(self.dot)
+
+    def summary_svg(self) -> str:
+        """A small SVG that says what the diagram holds, for a graph too large to draw: the
+        tables say the rest."""
+        taken = sum(1 for _, _, n in self.edges if n)
+        lines = [f"{plural(len(self.nodes), 'step')} and {plural(taken, 'transition')} "
+                 "taken: too large to draw.", "The tables on the workflow's page list them."]
+        text = "".join(
+            f'<text x="10" y="{24 + 20 * i}">{html.escape(line)}</text>'
+            for i, line in enumerate(lines))
+        return ('<svg xmlns="http://www.w3.org/2000/svg" class="diagram-summary" '
+                f'width="520" height="{20 + 20 * len(lines)}" role="img" '
+                f'font-family="sans-serif" font-size="14">{text}</svg>')
 
     def svg_or_none(self) -> str | None:
         """The SVG, or None (the error logged) so that a page can still show the tables."""
@@ -80,7 +102,7 @@ class Diagram:
 
 def build(flow_cls, logs, *, status, step, pending=(), error=None,
           link: Callable[[str], str] | None = None, snapshot: dict | None = None,
-          now_ms: float | None = None) -> Diagram:
+          now_ms: float | None = None, of_entries: int | None = None) -> Diagram:
     """Draw one workflow: every path its audit log shows, over the flow's static graph.
 
     Args:
@@ -96,12 +118,19 @@ def build(flow_cls, logs, *, status, step, pending=(), error=None,
             was.
         now_ms: the workflow's clock (epoch ms): a running or waiting workflow's current
             visit is timed until then, not until its last log entry.
+        of_entries: how many entries the whole log holds, when ``logs`` is only its last
+            ones (a long history): the diagram says so, and its counts are of those.
     """
     spec = flow_cls.__workflow__
     status = str(status or "running")
+    logs = list(logs)
     h = read_log(logs, now_ms if status in ("running", "waiting") else None)
     first = h.first or spec.first_step
     notes: list[str] = []
+    if of_entries is not None and of_entries > len(logs):
+        h.complete = False
+        notes.append(f"Drawn from the last {len(logs):,} of {of_entries:,} audit-log entries: "
+                     "the counts are of those, and earlier transitions may be missing.")
     if h.audit_off and snapshot:
         missing = read_keys(h, snapshot, spec.first_step, step)
         first = h.first

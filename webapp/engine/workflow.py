@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import json
 import time
 from datetime import datetime
@@ -43,6 +44,26 @@ def to_seconds(now) -> float:
     if isinstance(now, bool) or not isinstance(now, (int, float)):
         raise TypeError(f"now must be epoch seconds or an aware datetime, not {now!r}")
     return float(now)
+
+
+# The latest time a timer or deadline may be due: the end of year 9999, the last moment a
+# datetime (so every page and answer that shows it) can hold.
+MAX_TIME_MS = 253_402_300_799_999
+
+
+def _ms_offset(seconds: float, what: str) -> int:
+    try:
+        return int(round(seconds * 1000))
+    except (OverflowError, ValueError):   # inf, nan
+        raise ValueError(f"{what} is set {seconds!r} seconds from now: not a time") from None
+
+
+def _check_time(at_ms: int, what: str) -> int:
+    """``at_ms`` if a calendar can hold it; else ValueError (thrown into the step)."""
+    if not isinstance(at_ms, int) or not 0 <= at_ms <= MAX_TIME_MS:
+        raise ValueError(f"{what} would be due at {at_ms} ms, outside the years 1970 to "
+                         "9999 that a time can be stored and shown in")
+    return at_ms
 
 
 def _base32(n: int) -> str:
@@ -173,7 +194,10 @@ class Workflow:
 
     def sleep_until(self, key: str, when) -> Sleep:
         """Pause until ``when`` (epoch seconds or an aware datetime)."""
-        return Sleep(key, until_ms=int(round(to_seconds(when) * 1000)))
+        seconds = to_seconds(when)
+        if not math.isfinite(seconds):
+            raise ValueError(f"the timer {key!r} is set to {when!r}: not a time")
+        return Sleep(key, until_ms=int(round(seconds * 1000)))
 
     def wait_event(self, key: str, request=None, timeout: float | None = None,
                    example=None) -> WaitEvent:
@@ -285,13 +309,21 @@ class Workflow:
                     if not done:
                         return _Pause
                 elif kind is Sleep:
-                    value, new = self.__timer(cmd, prefix + "timer:" + cmd.key)
+                    try:
+                        value, new = self.__timer(cmd, prefix + "timer:" + cmd.key)
+                    except ValueError as exc:   # a due time no calendar can hold
+                        error = exc
+                        continue
                     if new:
                         yield Checkpoint("wait", name, cmd.key)
                     if value is _Pause:
                         return _Pause
                 elif kind is WaitEvent:
-                    value, error, new = self.__event(cmd, prefix + "event:" + cmd.key)
+                    try:
+                        value, error, new = self.__event(cmd, prefix + "event:" + cmd.key)
+                    except ValueError as exc:   # a deadline no calendar can hold
+                        error = exc
+                        continue
                     if new:
                         yield Checkpoint("wait", name, cmd.key)
                     if value is _Pause:
@@ -354,7 +386,8 @@ class Workflow:
         if entry is None:
             due = cmd.until_ms
             if due is None:
-                due = tw.now_ms + int(round(cmd.seconds * 1000))
+                due = tw.now_ms + _ms_offset(cmd.seconds, f"the timer {cmd.key!r}")
+            _check_time(due, f"the timer {cmd.key!r}")
             entry = {"type": "timer", "isDone": False, "resumeId": self._resume_id(cmd.key),
                      "resumeAfter": due}
             self.__register(skey, entry, "time")
@@ -380,7 +413,9 @@ class Workflow:
             if cmd.example is not None:
                 entry["example"] = cmd.example
             if cmd.timeout is not None:
-                entry["timeoutAt"] = tw.now_ms + int(round(cmd.timeout * 1000))
+                entry["timeoutAt"] = _check_time(
+                    tw.now_ms + _ms_offset(cmd.timeout, f"the deadline of {cmd.key!r}"),
+                    f"the deadline of {cmd.key!r}")
             self.__register(skey, entry, "event")
             for i, item in enumerate(tw.inbox):
                 if item["name"] == cmd.key:

@@ -96,6 +96,7 @@ describe = _calls("describe")
 status_counts = _calls("status_counts")
 logs = _calls("logs")
 all_logs = _calls("all_logs")
+recent_logs = _calls("recent_logs")
 snapshot = _calls("snapshot")
 import_snapshots = _calls("import_snapshots")
 summary = Runtime.summary

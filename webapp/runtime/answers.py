@@ -13,10 +13,15 @@ from .errors import broken
 
 
 def iso(ms: int | None) -> str | None:
-    if ms is None:
+    """Epoch ms as ISO 8601 UTC; None for None, and for a stored value no calendar can show
+    (an old import, a corrupted row): an answer never fails for one row's time."""
+    if ms is None or isinstance(ms, bool):
         return None
-    return (datetime.fromtimestamp(ms / 1000, timezone.utc)
-            .isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    try:
+        return (datetime.fromtimestamp(ms / 1000, timezone.utc)
+                .isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    except (OverflowError, OSError, ValueError, TypeError):
+        return None
 
 
 def summary(record: store.Record) -> dict:

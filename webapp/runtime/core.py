@@ -11,6 +11,7 @@ import functools
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from contextlib import nullcontext
@@ -23,7 +24,7 @@ from .errors import Broken, Conflict, Invalid, NotFound, Unavailable, broken
 from .registry import load_flows
 from .schedules import ScheduleCommands
 from .settings import SETTINGS, Settings
-from .unit import Job, ms
+from .unit import Heartbeat, Job, Stopping, ms
 
 log = logging.getLogger("webapp.runtime")
 
@@ -79,6 +80,12 @@ class Commands(ScheduleCommands):
         self.context = context or nullcontext   # the Flask app's app_context, in the app
         self.flows: dict[str, type] = load_flows(settings["TINYFLOW_FLOWS"])
         self.logs_cache = answers.LogCache()
+        # Set by shutdown(): runs hand their workflow back before their next action, and
+        # runners claim nothing more.
+        self.stopping = threading.Event()
+        self.heartbeat = Heartbeat(self.context)
+        self._active = 0                  # runs in progress (jobs between their commits)
+        self._active_lock = threading.Condition()
         if not settings["TINYFLOW_READ_ONLY"]:
             self.sync_declared_schedules()     # the flows' own ``schedules = [...]``
 
@@ -111,8 +118,49 @@ class Commands(ScheduleCommands):
         rules.check_json(value, what, int(self.settings["TINYFLOW_MAX_DEPTH"]))
 
     def _job(self, wf: Workflow, record: storage.Record, owner: str, now: float) -> Job:
-        return Job.of(wf, record, owner, store=self.store, now=now, clock=self.clock,
-                      lease_ms=self.lease_ms)
+        return Job.of(wf, record, owner, store=self.store, now=now, lease_ms=self.lease_ms,
+                      heartbeat=self.heartbeat, stopping=self.stopping,
+                      clock=self.clock)
+
+    def _running(self, job: Job, now: float) -> None:
+        """``job.run(now)``, counted as a run in progress (``shutdown`` waits for them)."""
+        with self._active_lock:
+            self._active += 1
+        try:
+            job.run(now)
+        finally:
+            with self._active_lock:
+                self._active -= 1
+                self._active_lock.notify_all()
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Stop: runners claim nothing more and give back what they claimed and have not run;
+        each run in progress finishes the action it is in, commits it and hands its workflow
+        back (unleased, due at once) before its next action. Waits up to ``timeout`` seconds
+        for the runs in progress; whether they all ended."""
+        self.stopping.set()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._active_lock:
+            while self._active:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._active_lock.wait(left)
+        return True
+
+    @staticmethod
+    def _noted(job: Job, error: BaseException) -> storage.Record:
+        """The record of a change that was committed, with a note saying that the run after
+        it could not finish (a runner finishes it once the lease expires)."""
+        if isinstance(error, Stopping):
+            why = "the server is stopping"
+        else:
+            why = f"{type(error).__name__}: {error}"
+        log.warning("workflow %s: committed, but the run after it could not finish (%s); "
+                    "a runner finishes it", job.id, why)
+        return job.written.changed(note=(
+            f"The change was committed, but the run after it could not finish ({why}); "
+            "a runner finishes it."))
 
     def _engine(self, record: storage.Record) -> Workflow:
         """The engine instance of a record, without its audit log (only new entries get
@@ -142,18 +190,23 @@ class Commands(ScheduleCommands):
         now = self._now(now)
         wf = cls(state=state, now=now)
         job = Job(wf, id=id, flow=flow, owner=owner_id(), version=None, log_count=0,
-                  created_at=ms(now), store=self.store, now=now, clock=self.clock,
-                  lease_ms=self.lease_ms)
+                  created_at=ms(now), store=self.store, now=now, lease_ms=self.lease_ms,
+                  heartbeat=self.heartbeat, stopping=self.stopping, clock=self.clock)
         try:
-            job.run(now)                   # its first commit inserts the row
+            # Its first commit inserts the row: before its first action runs (the id is
+            # claimed, leased, so a concurrent start with the same id gets Conflict before
+            # running anything), or at its pause or end if it has no action before those.
+            self._running(job, now)
         except storage.Duplicate:
-            raise Conflict(f"workflow {id!r} already exists") from None
+            if job.version is None:
+                raise Conflict(f"workflow {id!r} already exists") from None
+            return self._noted(job, Conflict("an idempotency clash"))
         except storage.Stale:
             return self._get(id)
-        except Unavailable:
+        except Exception as error:
             if job.version is None:        # nothing was stored: the caller may simply retry
                 raise
-            log.warning("database busy; workflow %s is left to a runner", id)
+            return self._noted(job, error)
         return job.written
 
     @_unit
@@ -167,6 +220,8 @@ class Commands(ScheduleCommands):
         self.check_json(payload, "the event's payload")
         rules.idempotency_key(idempotency_key)
 
+        most = int(self.settings["TINYFLOW_MAX_INBOX"])
+
         def mutate(wf, now):
             try:
                 delivered = wf.send(name, payload, now=now)
@@ -174,6 +229,10 @@ class Commands(ScheduleCommands):
                 raise Conflict(str(error)) from None
             except Exception as error:    # the flow's handler refused it
                 raise Invalid(str(error) or type(error).__name__) from error
+            if delivered == "inbox" and len(wf.to_json().get("inbox") or ()) > most:
+                raise Invalid(f"workflow {id!r} already holds {most} events that nothing "
+                              f"waits for (TINYFLOW_MAX_INBOX); event {name!r} was not "
+                              "delivered")
             if outcome is not None:
                 outcome["delivered"] = delivered
         return self._change(id, mutate, now, event_key=idempotency_key)
@@ -261,14 +320,15 @@ class Commands(ScheduleCommands):
                 return self._get(id)
             if run:
                 try:
-                    job.run(now if run_at is None else run_at)
+                    self._running(job, now if run_at is None else run_at)
                 except storage.Stale:     # our lease expired and another runner took over
                     return self._get(id)
-                except Unavailable:
-                    # The change itself was committed (accepted); a runner finishes the run
-                    # once our lease expires. Answering 503 would invite a retry that applies
-                    # it twice.
-                    log.warning("database busy; workflow %s is left to a runner", id)
+                except Exception as error:
+                    # The change itself was committed (accepted): whatever stopped the run
+                    # after it (a locked or full disk, a bug), the answer says so and a runner
+                    # finishes the run once our lease expires. Answering 5xx would invite a
+                    # retry that applies it twice.
+                    return self._noted(job, error)
             return job.written
         raise Unavailable(f"workflow {id!r} kept changing; try again")
 
@@ -294,18 +354,32 @@ class Commands(ScheduleCommands):
         """One pass of a worker: claim (lease) and run workflows whose wake_at is due or that
         are ``running``; how many ran. A database too busy to claim or run any ->
         Unavailable (not "idle")."""
+        given = now is not None
         now = self._now(now)
         owner = owner or owner_id("runner")
+        if self.stopping.is_set():
+            return 0
         try:
             records = self.store.claim_due(ms(now), list(self.flows), owner, self.lease_ms,
                                            limit)
         except storage.Busy as error:
             raise Unavailable(f"database busy: {error}") from None
         ran = 0
-        for record in records:
+        began = time.monotonic()
+        for n, record in enumerate(records):
+            if self.stopping.is_set():
+                self._release(records[n:], owner)
+                break
+            # Each row runs at the operation's clock now, not the claim's: its lease is
+            # checked (and renewed when old) against the time it really starts.
+            at = now + (time.monotonic() - began) if given else self.clock()
             try:
-                self._job(self._engine(record), record, owner, now).run(now)
+                self._running(self._job(self._engine(record), record, owner, at), at)
                 ran += 1
+            except Stopping:
+                ran += 1
+                self._release(records[n + 1:], owner)
+                break
             except Broken as error:
                 # Retrying cannot help: park it (no wake time, no lease) and keep it as it is.
                 log.error("%s; runners leave it alone until it is repaired", error)
@@ -325,6 +399,15 @@ class Commands(ScheduleCommands):
                 # again only once it expires, not in a tight loop.
                 log.exception("running workflow %s failed", record.id)
         return ran
+
+    def _release(self, records, owner: str) -> None:
+        """Give back the leases of claimed rows that will not be run here (shutting down)."""
+        for record in records:
+            try:
+                self.store.release(record.id, record.version, owner)
+            except Exception:        # its lease expires: the next runner takes it then
+                log.warning("could not give back the lease of workflow %s", record.id,
+                            exc_info=True)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -359,10 +442,13 @@ class Commands(ScheduleCommands):
             rows = self.store.log_rows(record.id, type="cancelled")
             if rows:
                 reason = answers.entry(rows[-1])["values"].get("reason")
-        return {**answers.summary(record), "state": doc["state"], "pending": pending,
-                "error": doc.get("error"), "log_count": record.log_count,
-                "cancel_reason": reason, "last_error": answers.last_error(pending),
-                "clock_offset": answers.clock_offset(doc["cache"])}
+        found = {**answers.summary(record), "state": doc["state"], "pending": pending,
+                 "error": doc.get("error"), "log_count": record.log_count,
+                 "cancel_reason": reason, "last_error": answers.last_error(pending),
+                 "clock_offset": answers.clock_offset(doc["cache"])}
+        if record.note:            # committed, but the run after it could not finish
+            found["note"] = record.note
+        return found
 
     summary = staticmethod(answers.summary)
 
@@ -396,15 +482,20 @@ class Commands(ScheduleCommands):
 
     @_unit
     def logs(self, id: str, type: str | None = None, step: str | None = None,
-             cursor: str | None = None, limit: int = 100) -> tuple[list[dict], str | None]:
+             cursor: str | None = None, limit: int = 100,
+             newest: bool = False) -> tuple[list[dict], str | None]:
         """Audit-log entries oldest first, each ``{"n", "type", "values", "_at", "_step"}``
-        (``n`` is its 1-based position in the workflow's log, stable, used for ``#log-N``)."""
+        (``n`` is its 1-based position in the workflow's log, stable, used for ``#log-N``).
+        ``newest``: the last ``limit`` entries that match (then no cursor)."""
         limit = rules.limit(limit, 1000)
         rules.filters((type or "", step or ""))
         after = rules.decode_cursor(cursor) if cursor else 0
         if isinstance(after, bool) or not isinstance(after, int):
             raise Invalid("the cursor is not one this server gave out")
         self._get(id)
+        if newest:
+            rows = self.store.log_rows(id, type, step, limit=limit, newest=True)
+            return [answers.entry(r, n=True) for r in rows], None
         rows = self.store.log_rows(id, type, step, after, limit + 1)
         more = len(rows) > limit
         items = [answers.entry(r, n=True) for r in rows[:limit]]
@@ -415,6 +506,16 @@ class Commands(ScheduleCommands):
         """The whole audit log as snapshot entries ``{type, values, _at, _step}`` (for the
         diagram; the entries may be shared with other callers: read, do not change them)."""
         return self.logs_cache.entries(self.store, self._get(id))
+
+    @_unit
+    def recent_logs(self, id: str, limit: int = 1000) -> tuple[list[dict], int]:
+        """The last ``limit`` audit-log entries (snapshot format, oldest first) and how many
+        the whole log holds: what a page or a diagram draws, whatever the history's length
+        (a read of ``limit`` rows by the log's key, not of the whole log)."""
+        record = self._get(id)
+        first = max(0, record.log_count - limit)
+        rows = self.store.log_rows(id, after=first, limit=limit)
+        return [answers.entry(r) for r in rows], record.log_count
 
     @_unit
     def snapshot(self, id: str) -> dict:

@@ -61,6 +61,9 @@ SETTINGS: tuple[Setting, ...] = (
             "How deeply JSON from outside (state, payloads) may nest."),
     Setting("TINYFLOW_MAX_PAYLOAD", 256 * 1024, int,
             "Largest request body in bytes (413 above it)."),
+    Setting("TINYFLOW_MAX_INBOX", 100, int,
+            "How many events nothing waits for yet a workflow's inbox holds; one more is "
+            "refused with 422."),
     Setting("TINYFLOW_CLOCK", time.time, None,
             "Config only: a callable returning epoch seconds, the runtime's clock (tests "
             "inject one).", env=False),

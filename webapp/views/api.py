@@ -70,8 +70,10 @@ def limit_arg(default: int) -> int:
 
 
 def workflow(row, status: int = 200):
-    """The one-workflow answer (no audit log: small whatever the history)."""
-    return runtime.describe(row), status
+    """The one-workflow answer (no audit log: small whatever the history). A change that was
+    committed but whose run after it could not finish answers 202 with its ``note``."""
+    answer = runtime.describe(row)
+    return answer, 202 if answer.get("note") else status
 
 
 # --- workflows -------------------------------------------------------------------------------

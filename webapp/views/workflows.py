@@ -25,6 +25,9 @@ STATUSES = web.STATUSES
 LIVE = frozenset({"running", "waiting"})        # the statuses that change by themselves
 PAGE_SIZE = 50
 LOG_PAGE_SIZE = 100
+# A workflow's diagram is drawn from at most its last this many audit-log entries, so a page
+# costs what it shows whatever the history's length (the diagram says so when it is partial).
+DIAGRAM_ENTRIES = 2000
 
 
 class FormError(Exception):
@@ -167,14 +170,6 @@ def log_filters() -> dict:
             "page": "last" if args.get("page") == "last" else None}
 
 
-def last_log_page(history: list[dict], filters: dict) -> list[dict]:
-    """The newest entries that match the filters (the pager's "Newest entries")."""
-    matching = [{"n": n, **entry} for n, entry in enumerate(history, 1)
-                if (not filters["type"] or entry.get("type") == filters["type"])
-                and (not filters["step"] or entry.get("_step") == filters["step"])]
-    return matching[-LOG_PAGE_SIZE:]
-
-
 def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = None,
                    preserve: bool = False) -> dict:
     """Everything the workflow page shows; ``failed`` is the form to show again with its error;
@@ -184,9 +179,11 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
     flow_cls = runtime.registry().get(wf["flow"])
     spec = getattr(flow_cls, "__workflow__", None)
     filters = log_filters()
-    history = runtime.all_logs(wf_id)
+    history, total = runtime.recent_logs(wf_id, DIAGRAM_ENTRIES)
     if filters["page"] == "last":
-        entries, next_log_cursor = last_log_page(history, filters), None
+        entries, next_log_cursor = runtime.logs(wf_id, type=filters["type"],
+                                                step=filters["step"], limit=LOG_PAGE_SIZE,
+                                                newest=True), None
     else:
         entries, next_log_cursor = runtime.logs(wf_id, type=filters["type"],
                                                 step=filters["step"], cursor=filters["cursor"],
@@ -196,7 +193,7 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
     picture = None
     if flow_cls is not None:
         picture = diagram.build(flow_cls, history, status=wf["status"], step=wf["step"],
-                                pending=wf["pending"], error=wf["error"],
+                                pending=wf["pending"], error=wf["error"], of_entries=total,
                                 now_ms=workflow_now * 1000,
                                 link=lambda step: url_for("workflows.show", id=wf_id, step=step,
                                                           _anchor="audit-log"))
@@ -419,13 +416,15 @@ def workflow_diagram(wf_id: str):
     flow_cls = runtime.registry().get(wf["flow"])
     if flow_cls is None:
         abort(404, f"The flow {wf['flow']!r} is not registered, so it has no diagram.")
-    return diagram.build(flow_cls, runtime.all_logs(wf_id), status=wf["status"],
-                         step=wf["step"], pending=wf["pending"], error=wf["error"])
+    history, total = runtime.recent_logs(wf_id, DIAGRAM_ENTRIES)
+    return diagram.build(flow_cls, history, status=wf["status"], step=wf["step"],
+                         pending=wf["pending"], error=wf["error"], of_entries=total)
 
 
 @bp.get("/workflows/<id>/diagram.svg")
 def diagram_svg(id: str):
-    response = make_response(workflow_diagram(id).svg())
+    picture = workflow_diagram(id)
+    response = make_response(picture.svg_or_none() or picture.summary_svg())
     response.mimetype = "image/svg+xml"
     return response
 
