@@ -82,20 +82,20 @@ def test_a_renewal_writes_the_lease_alone(make_app, any_db_url, clock, hooks):
     app = make_app(any_db_url, TINYFLOW_FLOWS=FLOWS, TINYFLOW_LEASE_SECONDS=60)
     rt = app.extensions["tinyflow"]
     with app.app_context():
-        row = rt.start("hooked", {"tag": "r"}, id="r")
+        row = runtime.start("hooked", {"tag": "r"}, id="r")        # records, not answers
         job = rt._job(rt._engine(row), row, "runner:x", clock())
         job.commit(lease=True)
-        before = rt.get("r")
+        before = runtime.get("r")
         clock.advance(45)                 # less than half the lease is left
         job.keep_lease()
-        after = rt.get("r")
+        after = runtime.get("r")
     assert after.version == before.version + 1 and after.lease_owner == "runner:x"
     assert after.lease_expires == round((clock() + 60) * 1000) > before.lease_expires
     assert (after.state, after.cache, after.system, after.log_count, after.updated_at) == (
         before.state, before.cache, before.system, before.log_count, before.updated_at)
     with app.app_context():
         job.commit(lease=False)           # its own version is the row's: no Stale
-        assert rt.get("r").version == after.version + 1
+        assert runtime.get("r").version == after.version + 1
 
 
 def test_concurrent_starts_with_one_id_run_the_first_action_once(make_app, any_db_url,
