@@ -26,7 +26,9 @@ class UserOnboarding(Workflow):
         self.log("email_sent", deliveryId=delivery_id)
         given = self.state.get(wait_field)
         if isinstance(given, bool) or not isinstance(given, (int, float)) or given < 0:
-            self.state[wait_field] = random.randint(0, wait_max_ms)
+            # At least 1 ms: a wait of 0 would fire in the same run, and whoever watches the
+            # workflow (a test, the demo) would never see it asleep.
+            self.state[wait_field] = random.randint(1, wait_max_ms)
         return delivery_id
 
     @step
