@@ -6,6 +6,10 @@ statement, so two writers never overwrite each other: the loser gets ``Stale`` a
 
 A ``Store`` works on a SQLAlchemy scoped session: flask-sqlalchemy's ``db.session`` inside the
 Flask app, or one of its own (``Store.connect(url)``) for a script with no Flask app.
+
+Over 400 lines because every table and every statement the runtime makes live here, so that
+nothing else writes SQL; each part (workflows, logs, counts, leases, schedules, logins) is a
+section of its own.
 """
 from __future__ import annotations
 

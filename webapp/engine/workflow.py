@@ -1,4 +1,9 @@
-"""The ``Workflow`` base class: runs steps, caches actions, keeps waits, writes the audit log."""
+"""The ``Workflow`` base class: runs steps, caches actions, keeps waits, writes the audit log.
+
+Over 400 lines because replay is one mechanism: the step runner, the action cache, the waits,
+retries and the clock all read and write the same snapshot, and splitting them would spread
+one invariant (a replay yields what the first run did) over several modules.
+"""
 from __future__ import annotations
 
 import copy

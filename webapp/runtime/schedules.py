@@ -1,4 +1,5 @@
-"""Schedules: start workflows on a calendar, each fire exactly once.
+"""Schedules: start workflows on a calendar, each fire exactly once. (Over 400 lines: the
+calendar, the input rules of a schedule and its commands belong together.)
 
 A schedule names a flow, an initial state and a cron expression (five fields, read by
 croniter, described in words by cron-descriptor) in an IANA time zone (``zoneinfo``). Runners

@@ -2,6 +2,9 @@
 
 Every form is a real POST that redirects (303) back to the page; with htmx the same route
 answers the fragment it changed, so the page and the fragment come from one template.
+
+It is longer than the other blueprints because a workflow's page gathers everything one
+workflow has (summary, diagram, waits, forms, state, log); its parts share one context.
 """
 from __future__ import annotations
 
