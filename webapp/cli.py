@@ -6,6 +6,7 @@ import click
 from flask.cli import FlaskGroup
 
 from . import create_app
+from .engine import Status
 
 # The commands also load the demo's own flow (flaky_payment), so the workflows that
 # ``tiny-workflow demo`` makes have their flow wherever they are served or run.
@@ -180,7 +181,7 @@ def export(id, pair):
 @main.command("list")
 @click.option("--flow", multiple=True, help="Only this flow (repeatable).")
 @click.option("--status", multiple=True,
-              type=click.Choice(["running", "waiting", "finished", "failed", "cancelled"]),
+              type=click.Choice([status.value for status in Status]),
               help="Only this status (repeatable).")
 @click.option("-q", "--search", help="Only ids containing this text.")
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)

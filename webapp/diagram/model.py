@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..engine.workflow import ACTIVE
 from .history import StepFacts, read_keys, read_log
 from .render import renderer
 from .words import failure_text, plural, wait_badge, wait_text
@@ -124,7 +125,7 @@ def build(flow_cls, logs, *, status, step, pending=(), error=None,
     spec = flow_cls.__workflow__
     status = str(status or "running")
     logs = list(logs)
-    h = read_log(logs, now_ms if status in ("running", "waiting") else None)
+    h = read_log(logs, now_ms if status in ACTIVE else None)
     first = h.first or spec.first_step
     notes: list[str] = []
     if of_entries is not None and of_entries > len(logs):

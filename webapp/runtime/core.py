@@ -22,6 +22,7 @@ from contextlib import nullcontext
 
 from .. import store as storage
 from ..engine import Status, Workflow, WorkflowClosed
+from ..engine.workflow import ACTIVE as _ACTIVE
 from ..engine.workflow import to_seconds
 from . import answers, rules
 from .errors import Broken, Conflict, Invalid, NotFound, Unavailable, broken
@@ -33,7 +34,6 @@ from .unit import Heartbeat, Job, Stopping, ms
 log = logging.getLogger("webapp.runtime")
 
 _REDO = 5                 # version misses tolerated before giving up
-_ACTIVE = (Status.RUNNING, Status.WAITING)
 _STATUSES = frozenset(Status)
 
 

@@ -28,6 +28,7 @@ MAX_ID = 200          # ids, event names, idempotency keys, log types and steps
 MAX_QUERY = 200       # the list's search text
 MAX_INT = 2 ** 63 - 1  # what a BIGINT column holds: the largest number a cursor may carry
 MAX_SECONDS = 10 ** 9  # how far a workflow's clock may be advanced in one go (about 31 years)
+SECONDS_MESSAGE = f"'seconds' must be a number of seconds from 0 to {MAX_SECONDS:,}, like 60"
 
 
 class Refused(ValueError):
@@ -244,17 +245,20 @@ def idempotency_key(value) -> str | None:
     return value
 
 
-def seconds(value) -> float:
-    """How far to advance a workflow's clock: a number from 0 to MAX_SECONDS (the API's
-    number, or the text a page's or the command line's field holds)."""
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise Invalid("seconds must be a number, like 60") from None
+def seconds_text(text: str, *, error=Invalid) -> float:
+    """``seconds`` for the text a page's or the command line's field holds."""
+    try:
+        value = float(text.strip())
+    except (AttributeError, ValueError):
+        raise error(SECONDS_MESSAGE) from None
+    return seconds(value, error=error)
+
+
+def seconds(value, *, error=Invalid) -> float:
+    """How far to advance a workflow's clock: a number from 0 to MAX_SECONDS."""
     if (isinstance(value, bool) or not isinstance(value, (int, float))
             or not math.isfinite(value) or not 0 <= value <= MAX_SECONDS):
-        raise Invalid(f"seconds must be a number from 0 to {MAX_SECONDS:,}")
+        raise error(SECONDS_MESSAGE)
     return float(value)
 
 

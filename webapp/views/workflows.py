@@ -16,8 +16,8 @@ from flask import (Blueprint, abort, current_app, flash, get_flashed_messages, m
                    redirect, render_template, request, url_for)
 
 from .. import diagram, runtime
-from ..runtime import rules
-from ..runtime import RuntimeProblem
+from ..engine.workflow import ACTIVE
+from ..runtime import RuntimeProblem, rules
 from . import access, web
 
 bp = Blueprint("workflows", __name__)
@@ -25,7 +25,7 @@ bp.record_once(lambda state: web.init_app(state.app))
 bp.after_request(web.vary)
 
 STATUSES = web.STATUSES
-LIVE = frozenset({"running", "waiting"})        # the statuses that change by themselves
+LIVE = frozenset(ACTIVE)        # the statuses that change by themselves
 PAGE_SIZE = 50
 LOG_PAGE_SIZE = 100
 # A workflow's diagram is drawn from at most its last this many audit-log entries, so a page
@@ -374,13 +374,7 @@ def advance(id: str):
     text = request.form.get("seconds", "").strip()
 
     def run():
-        try:
-            seconds = float(text)
-        except ValueError:
-            raise FormError("Give a number of seconds, like 60.") from None
-        if not 0 <= seconds < 10 ** 9 or seconds != seconds:
-            raise FormError("The number of seconds must be zero or more.")
-        runtime.advance(id, seconds)
+        runtime.advance(id, rules.seconds_text(text, error=FormError))
 
     def done():
         offset = runtime.describe(runtime.get(id))["clock_offset"]
