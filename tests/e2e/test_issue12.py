@@ -148,14 +148,14 @@ def audited_pages(live) -> list[str]:
         live.runtime("fire_timer", failed, live.describe(failed)["pending"][0]["resumeId"])
     return ["/workflows", "/workflows?status=waiting&flow=guess_game", "/flows",
             "/flows/interval_payment", "/flows/guess_game", "/workflows/no-such-workflow",
-            *(f"/workflows/{i}" for i in [*ids, cancelled, failed])]
+            "/schedules", *(f"/workflows/{i}" for i in [*ids, cancelled, failed])]
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_axe_finds_no_violation_on_any_page(new_page, live_server, axe_script, scheme):
     paths = audited_pages(live_server) if scheme == "light" else [
         "/workflows", "/flows", "/flows/interval_payment", "/workflows/e2e-axe-billing",
-        "/workflows/e2e-axe-failed", "/workflows/e2e-axe-cancelled"]
+        "/workflows/e2e-axe-failed", "/workflows/e2e-axe-cancelled", "/schedules"]
     found = {}
     for viewport in (None, PHONE):
         options = {"viewport": viewport} if viewport else {}
