@@ -7,9 +7,11 @@ import pytest
 
 ONE_KEYS = {"id", "flow", "status", "step", "state", "pending", "error", "created_at",
             "updated_at", "wake_at", "log_count",
-            # issue 12: why it was cancelled, the last error while retrying, its clock
-            "cancel_reason", "last_error", "clock_offset"}
-LIST_KEYS = {"id", "flow", "status", "step", "created_at", "updated_at", "wake_at"}
+            # issue 12: why it was cancelled, the last error while retrying, its clock; issue 16
+            "cancel_reason", "last_error", "clock_offset", "flow_version", "held",
+            "migrate_error"}
+LIST_KEYS = {"id", "flow", "status", "step", "created_at", "updated_at", "wake_at",
+             "flow_version"}   # issue 16
 
 
 def start(client, flow, id=None, state=None):
