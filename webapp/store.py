@@ -500,15 +500,16 @@ class Store:
         stmt = stmt.order_by(WORKFLOW.c.updated_at.desc(), WORKFLOW.c.id.desc()).limit(limit)
         return [Record.of(row) for row in self.session.execute(stmt)]
 
-    def count_by_status(self, flows=(), q=None) -> dict[str, int]:
+    def count_by_status(self, flows=(), q=None, versions=()) -> dict[str, int]:
         """``{status: count}`` of the workflows of ``flows`` (all when empty) whose id contains
-        ``q``; statuses without any are left out. Without ``q``, SQLite's are looked up."""
-        if not q and self._counted():
+        ``q`` (and that started on one of ``versions``); statuses without any are left out.
+        Without ``q`` nor ``versions``, SQLite's are looked up."""
+        if not q and not versions and self._counted():
             stmt = select(COUNT.c.status, func.sum(COUNT.c.n)).group_by(COUNT.c.status)
             if flows:
                 stmt = stmt.where(COUNT.c.flow.in_(list(flows)))
             return {status: int(n) for status, n in self.session.execute(stmt) if n}
-        stmt = _filters(select(WORKFLOW.c.status, func.count()), flows, (), q)
+        stmt = _filters(select(WORKFLOW.c.status, func.count()), flows, (), q, versions)
         return dict(self.session.execute(stmt.group_by(WORKFLOW.c.status)).all())
 
     def log_rows(self, id: str, type=None, step=None, after: int = 0,

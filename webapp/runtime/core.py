@@ -588,13 +588,15 @@ class Commands(ScheduleCommands):
 
     @_unit
     def list(self, flow=(), status=(), q: str | None = None, cursor: str | None = None,
-             limit: int = 50) -> tuple[list[storage.Record], str | None]:
+             limit: int = 50, version=()) -> tuple[list[storage.Record], str | None]:
         """Workflows newest-updated first with keyset pagination: (records, next_cursor or
-        None). ``flow`` and ``status`` are a name or several."""
+        None). ``flow``, ``status`` and ``version`` (the flow version they started on) are a
+        name or several."""
         flows = [flow] if isinstance(flow, str) else list(flow or ())
         statuses = [status] if isinstance(status, str) else list(status or ())
+        versions = [version] if isinstance(version, str) else list(version or ())
         limit = rules.limit(limit)
-        rules.filters(flows, statuses, q)
+        rules.filters([*flows, *versions], statuses, q)
         after = None
         if cursor:
             after = rules.decode_cursor(cursor)
@@ -602,17 +604,23 @@ class Commands(ScheduleCommands):
                     or not isinstance(after[0], int) or not isinstance(after[1], str)):
                 raise Invalid("the cursor is not one this server gave out")
         records = self.store.page(flows, statuses, q, tuple(after) if after else None,
-                                  limit + 1)
+                                  limit + 1, versions)
         more = len(records) > limit
         records = records[:limit]
         return records, (rules.encode_cursor([records[-1].updated_at, records[-1].id])
                          if more else None)
 
     @_unit
-    def status_counts(self, flows=(), q: str | None = None) -> dict[str, int]:
-        """``{status: count}`` over the workflows matching the flow filter and id search."""
-        rules.filters(flows, (), q)
-        return self.store.count_by_status(flows, q)
+    def status_counts(self, flows=(), q: str | None = None, versions=()) -> dict[str, int]:
+        """``{status: count}`` over the workflows matching the flow filter and id search (and
+        the version filter)."""
+        rules.filters([*flows, *versions], (), q)
+        return self.store.count_by_status(flows, q, versions)
+
+    @_unit
+    def version_counts(self, flow: str) -> dict[str | None, int]:
+        """``{flow_version: count}`` of the workflows of ``flow`` (None: unknown)."""
+        return self.store.count_by_version(flow)
 
     @_unit
     def logs(self, id: str, type: str | None = None, step: str | None = None,
@@ -700,8 +708,8 @@ class Runtime(Commands):
         return self.describe(id)
 
     def list(self, flow=(), status=(), q: str | None = None, cursor: str | None = None,
-             limit: int = 50) -> dict:
-        records, next_cursor = super().list(flow, status, q, cursor, limit)
+             limit: int = 50, version=()) -> dict:
+        records, next_cursor = super().list(flow, status, q, cursor, limit, version)
         return {"items": [answers.summary(r) for r in records], "next_cursor": next_cursor}
 
     def logs(self, id: str, type: str | None = None, step: str | None = None,
