@@ -286,7 +286,9 @@ def test_flows_lists_each_registered_flow(client):
     assert {"simple", "guess_game", "guess_game_2", "user_onboarding",
             "interval_payment"} <= set(flows)
     simple = flows["simple"]
-    assert set(simple) == {"name", "doc", "steps", "first_step", "transitions", "events"}
+    assert set(simple) == {"name", "doc", "steps", "first_step", "transitions", "events",
+                           "version", "compatible_versions", "migrates"}      # issue 16
+    assert len(simple["version"]) == 8 and simple["compatible_versions"] == []
     assert simple["events"] == {}
     assert flows["interval_payment"]["events"]["add_usage"] == {
         "handler": "add_usage", "example": {"item": "coffee", "amount": 3}}
