@@ -322,6 +322,47 @@ def test_migrate_moves_them_on_without_running_an_action_again(apps):
     assert "migrated" in types_logged
 
 
+def make_due(app):
+    """Every waiting workflow due now (as if a timer fell due), for the runners."""
+    with app.app_context():
+        from webapp.store import WORKFLOW, db
+        db.session.execute(WORKFLOW.update().where(WORKFLOW.c.status == "waiting")
+                           .values(wake_at=0))
+        db.session.commit()
+
+
+def test_runners_of_old_and_new_code_side_by_side_each_run_only_theirs(apps, clock):
+    waiting_order(apps, id="old")
+    assert rt(apps("v3")).start("order", id="new")["flow_version"] == "3"
+    make_due(apps("v1"))
+    ran = []
+    for key in ("v1", "v3"):
+        app = apps(key)
+        with app.app_context():
+            ran.append(rt(app).run_due(now=clock() + 10))
+    assert ran == [1, 1]
+    assert CALLS == ["charge", "ack", "charge", "ack"]
+
+
+def test_a_runner_migrates_what_it_claims_and_holds_what_fails(apps, clock):
+    waiting_order(apps, id="fine")
+    waiting_order(apps, id="bad", poison=True)
+    v4 = apps("v4")
+    make_due(v4)
+    assert rt(v4).run_due(now=clock() + 10) == 1          # the failed one is not counted
+    fine, bad = rt(v4).get("fine"), rt(v4).get("bad")
+    assert fine["flow_version"] == "4" and fine["step"] == "await_shipping"
+    assert fine["status"] == "waiting" and fine["held"] is None
+    assert bad["flow_version"] == "1" and "cannot be migrated" in bad["held"]
+    make_due(v4)
+    assert rt(v4).run_due(now=clock() + 20) == 1          # "fine" again; "bad" not claimed
+    assert rt(v4).get("bad")["log_count"] == bad["log_count"]
+    assert CALLS == ["charge", "ack", "charge", "ack"]
+    # Code that accepts version 1 runs the held one on, and its kept error is gone.
+    assert rt(apps("v1")).send("bad", "shipped", "p")["status"] == "finished"
+    assert rt(apps("v1")).get("bad")["migrate_error"] is None
+
+
 def test_a_failed_migration_holds_it_with_the_error_kept(apps, clock):
     waiting_order(apps, id="bad", poison=True)
     v4 = apps("v4")
@@ -378,7 +419,8 @@ def test_the_list_filters_by_version_and_shows_it(apps):
     rt(apps("v2")).start("order", id="new")
     client = apps("v3").test_client()
     items = client.get("/api/workflows?version=1").get_json()["items"]
-    assert [i["id"] for i in items] == ["old"]
+    assert [i["id"] for i in items] == ["old"] and "version 3" in items[0]["held"]
+    assert rt(apps("v2")).list(version="2")["items"][0]["held"] is None
     items = client.get("/api/workflows?version=1&version=2").get_json()["items"]
     assert sorted(i["id"] for i in items) == ["new", "old"]
     page = client.get("/workflows?version=2").get_data(as_text=True)

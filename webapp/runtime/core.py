@@ -710,7 +710,8 @@ class Runtime(Commands):
     def list(self, flow=(), status=(), q: str | None = None, cursor: str | None = None,
              limit: int = 50, version=()) -> dict:
         records, next_cursor = super().list(flow, status, q, cursor, limit, version)
-        return {"items": [answers.summary(r) for r in records], "next_cursor": next_cursor}
+        return {"items": [{**answers.summary(r), "held": self.held(r)} for r in records],
+                "next_cursor": next_cursor}
 
     def logs(self, id: str, type: str | None = None, step: str | None = None,
              cursor: str | None = None, limit: int = 100) -> dict:
