@@ -7,9 +7,11 @@ import pytest
 
 ONE_KEYS = {"id", "flow", "status", "step", "state", "pending", "error", "created_at",
             "updated_at", "wake_at", "log_count",
-            # issue 12: why it was cancelled, the last error while retrying, its clock
-            "cancel_reason", "last_error", "clock_offset"}
-LIST_KEYS = {"id", "flow", "status", "step", "created_at", "updated_at", "wake_at"}
+            # issue 12: why it was cancelled, the last error while retrying, its clock; issue 16
+            "cancel_reason", "last_error", "clock_offset", "flow_version", "held",
+            "migrate_error"}
+LIST_KEYS = {"id", "flow", "status", "step", "created_at", "updated_at", "wake_at",
+             "flow_version", "held"}   # issue 16
 
 
 def start(client, flow, id=None, state=None):
@@ -284,7 +286,9 @@ def test_flows_lists_each_registered_flow(client):
     assert {"simple", "guess_game", "guess_game_2", "user_onboarding",
             "interval_payment"} <= set(flows)
     simple = flows["simple"]
-    assert set(simple) == {"name", "doc", "steps", "first_step", "transitions", "events"}
+    assert set(simple) == {"name", "doc", "steps", "first_step", "transitions", "events",
+                           "version", "compatible_versions", "migrates"}      # issue 16
+    assert len(simple["version"]) == 8 and simple["compatible_versions"] == []
     assert simple["events"] == {}
     assert flows["interval_payment"]["events"]["add_usage"] == {
         "handler": "add_usage", "example": {"item": "coffee", "amount": 3}}

@@ -431,7 +431,7 @@ def test_list_pages_with_keyset_cursors_newest_first(rt, clock):
     assert runtime.status_counts() == {"finished": 4, "waiting": 3}
     assert runtime.status_counts(flows=["guess_game"]) == {"waiting": 3}
     assert runtime.summary(rows[0]).keys() == {"id", "flow", "status", "step", "created_at",
-                                              "updated_at", "wake_at"}
+                                              "updated_at", "wake_at", "flow_version"}
 
 
 def test_list_search_escapes_like_wildcards(rt):

@@ -178,6 +178,36 @@ def export(id, pair):
     click.echo(json.dumps([[id, doc]] if pair else doc, indent=1, ensure_ascii=False))
 
 
+@main.command()
+@click.argument("flow")
+@click.option("--from", "from_version", help="Only the workflows that started on this version.")
+@click.option("--dry-run", is_flag=True, help="Try migrate() on each and report; store nothing.")
+@click.option("--batch", type=click.IntRange(1, 10_000), default=100, show_default=True,
+              help="Workflows read (and migrated) at a time.")
+def migrate(flow, from_version, dry_run, batch):
+    """Apply FLOW's migrate(snapshot, from_version) to each of its open workflows that started
+    on a version the loaded code does not accept (held ones), and report how many moved and
+    which failed. A failure leaves that workflow held, with its error kept. Exits 1 when any
+    failed."""
+    from . import runtime
+
+    try:
+        report = runtime.migrate(flow, from_version, dry_run=dry_run, batch=batch)
+    except runtime.RuntimeProblem as error:
+        if error.status in (404, 422):
+            raise _Refused(f"{error} ({error.code})") from None
+        raise _problem(error) from None
+    verb = "would move" if dry_run else "moved"
+    click.echo(f"{flow}: {verb} {len(report['moved'])} workflow(s) to version "
+               f"{report['version']}; {len(report['failed'])} failed"
+               + (" (dry run: nothing was stored)" if dry_run else ""))
+    for failure in report["failed"]:
+        click.echo(f"  failed {failure['id']} (version {failure['from_version']}): "
+                   f"{failure['error']}")
+    if report["failed"]:
+        raise SystemExit(1)
+
+
 @main.command("list")
 @click.option("--flow", multiple=True, help="Only this flow (repeatable).")
 @click.option("--status", multiple=True,

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field, fields, replace
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (BigInteger, Boolean, ForeignKey, Index, String, Text, bindparam,
-                        create_engine, delete, event, exc, func, insert, or_, select, text,
-                        tuple_, update)
+                        and_, create_engine, delete, event, exc, func, insert, inspect, or_,
+                        select, text, tuple_, update)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_session, sessionmaker
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2          # 2: workflow.flow_version and workflow.migrate_error
 _LOCK_RETRIES = 4  # a commit that finds SQLite locked past its busy timeout is tried again
 
 
@@ -57,6 +57,10 @@ class WorkflowRow(db.Model):
     log_count: Mapped[int]
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+    # The version of its flow it started on (NULL: unknown, a row older than versions), and
+    # why its last migration to the loaded version failed (it stays held until one works).
+    flow_version: Mapped[str | None] = mapped_column(String(64))
+    migrate_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_workflow_updated", "updated_at", "id"),
@@ -168,6 +172,8 @@ class Record:
     log_count: int
     created_at: int
     updated_at: int
+    flow_version: str | None = None
+    migrate_error: str | None = None
     # Not a column: what the runtime has to say about a change it answers with (it was
     # committed, but the run after it could not finish: a runner finishes it).
     note: str | None = field(default=None, compare=False)
@@ -343,9 +349,11 @@ def log_params(id: str, first_n: int, entries) -> list[dict]:
             for i, e in enumerate(entries)]
 
 
-def _filters(stmt, flows=(), statuses=(), q=None):
+def _filters(stmt, flows=(), statuses=(), q=None, versions=()):
     if flows:
         stmt = stmt.where(WORKFLOW.c.flow.in_(list(flows)))
+    if versions:
+        stmt = stmt.where(WORKFLOW.c.flow_version.in_(list(versions)))
     if statuses:
         stmt = stmt.where(WORKFLOW.c.status.in_(list(statuses)))
     if q:
@@ -406,6 +414,9 @@ class Store:
                     session.execute(insert(Meta).values(key="schema_version",
                                                         value=str(SCHEMA_VERSION)))
                     session.commit()
+                elif int(found) < SCHEMA_VERSION:
+                    self._upgrade()
+                    found = str(SCHEMA_VERSION)
                 self._keep_counts()
                 break
             except (exc.OperationalError, exc.ProgrammingError, exc.IntegrityError):
@@ -421,6 +432,19 @@ class Store:
                 f"the database {url} has schema version {found}, newer than this tiny-workflow "
                 f"understands ({SCHEMA_VERSION}); upgrade tiny-workflow or use another database "
                 "(TINYFLOW_DATABASE_URL)")
+
+    def _upgrade(self) -> None:
+        """Bring a database made by an older schema up to this one, in one transaction:
+        add the workflow columns it lacks (1 -> 2: flow_version, migrate_error)."""
+        session = self.session
+        have = {c["name"] for c in inspect(session.connection()).get_columns("workflow")}
+        for column in ("flow_version", "migrate_error"):
+            if column not in have:
+                kind = WORKFLOW.c[column].type.compile(dialect=session.get_bind().dialect)
+                session.execute(text(f"ALTER TABLE workflow ADD COLUMN {column} {kind}"))
+        session.execute(update(Meta).where(Meta.key == "schema_version")
+                        .values(value=str(SCHEMA_VERSION)))
+        session.commit()
 
     def _counted(self) -> bool:
         """Whether workflow_count holds the counts (SQLite)."""
@@ -471,24 +495,25 @@ class Store:
             EVENT_KEY.c.workflow_id == id, EVENT_KEY.c.key == key)).first() is not None
 
     def page(self, flows=(), statuses=(), q=None, after: tuple[int, str] | None = None,
-             limit: int = 50) -> list[Record]:
+             limit: int = 50, versions=()) -> list[Record]:
         """Up to ``limit`` workflows, newest updated first, after the keyset position
-        ``after``."""
-        stmt = _filters(select(WORKFLOW), flows, statuses, q)
+        ``after`` (``versions``: only those that started on one of them)."""
+        stmt = _filters(select(WORKFLOW), flows, statuses, q, versions)
         if after is not None:
             stmt = stmt.where(tuple_(WORKFLOW.c.updated_at, WORKFLOW.c.id) < tuple_(*after))
         stmt = stmt.order_by(WORKFLOW.c.updated_at.desc(), WORKFLOW.c.id.desc()).limit(limit)
         return [Record.of(row) for row in self.session.execute(stmt)]
 
-    def count_by_status(self, flows=(), q=None) -> dict[str, int]:
+    def count_by_status(self, flows=(), q=None, versions=()) -> dict[str, int]:
         """``{status: count}`` of the workflows of ``flows`` (all when empty) whose id contains
-        ``q``; statuses without any are left out. Without ``q``, SQLite's are looked up."""
-        if not q and self._counted():
+        ``q`` (and that started on one of ``versions``); statuses without any are left out.
+        Without ``q`` nor ``versions``, SQLite's are looked up."""
+        if not q and not versions and self._counted():
             stmt = select(COUNT.c.status, func.sum(COUNT.c.n)).group_by(COUNT.c.status)
             if flows:
                 stmt = stmt.where(COUNT.c.flow.in_(list(flows)))
             return {status: int(n) for status, n in self.session.execute(stmt) if n}
-        stmt = _filters(select(WORKFLOW.c.status, func.count()), flows, (), q)
+        stmt = _filters(select(WORKFLOW.c.status, func.count()), flows, (), q, versions)
         return dict(self.session.execute(stmt.group_by(WORKFLOW.c.status)).all())
 
     def log_rows(self, id: str, type=None, step=None, after: int = 0,
@@ -541,8 +566,19 @@ class Store:
     def claim_due(self, now_ms: int, flows, owner: str, lease_ms: int,
                   limit: int) -> list[Record]:
         """Lease up to ``limit`` workflows of ``flows`` that are due by ``now_ms`` and not
-        leased (or whose lease expired: their runner died). Returns them, as leased."""
+        leased (or whose lease expired: their runner died). Returns them, as leased.
+
+        ``flows`` may map each name to ``(versions, migrates)``: then only its workflows of
+        those versions (or of none recorded) are claimed, and, if ``migrates``, those of other
+        versions whose migration has not failed: a held workflow is never claimed."""
         session = self.session
+        if isinstance(flows, dict):
+            which = or_(*[and_((WORKFLOW.c.flow + "") == name, or_(
+                WORKFLOW.c.flow_version.is_(None), WORKFLOW.c.flow_version.in_(list(versions)),
+                *([WORKFLOW.c.migrate_error.is_(None)] if migrates else [])))
+                for name, (versions, migrates) in flows.items()])
+        else:
+            which = (WORKFLOW.c.flow + "").in_(list(flows))
 
         def statements():
             # Another worker that read the same candidates may lease them all first (on
@@ -559,7 +595,7 @@ class Store:
             # would visit every workflow of those flows; the wake index visits only the due.
             candidates = session.execute(
                 select(WORKFLOW)
-                .where(WORKFLOW.c.wake_at <= now_ms, (WORKFLOW.c.flow + "").in_(list(flows)),
+                .where(WORKFLOW.c.wake_at <= now_ms, which,
                        or_(WORKFLOW.c.lease_expires.is_(None),
                            WORKFLOW.c.lease_expires < now_ms))
                 .order_by(WORKFLOW.c.wake_at).limit(limit)
@@ -613,6 +649,38 @@ class Store:
             if done.rowcount != 1:
                 raise Stale(id)
         self.transaction(statements)
+
+    def hold(self, id: str, version: int, error: str) -> None:
+        """Keep why a workflow's migration failed (it stays held: runners leave it) and give
+        its lease back, its data untouched. Stale if it changed meanwhile."""
+        def statements():
+            done = self.session.execute(
+                update(WORKFLOW).where(WORKFLOW.c.id == id, WORKFLOW.c.version == version),
+                {"migrate_error": error, "lease_owner": None, "lease_expires": None,
+                 "version": version + 1})
+            if done.rowcount != 1:
+                raise Stale(id)
+        self.transaction(statements)
+
+    def count_by_version(self, flow: str) -> dict[str | None, int]:
+        """``{flow_version: count}`` of the workflows of ``flow`` (None: unknown)."""
+        return dict(self.session.execute(
+            select(WORKFLOW.c.flow_version, func.count()).where(WORKFLOW.c.flow == flow)
+            .group_by(WORKFLOW.c.flow_version)).all())
+
+    def not_of(self, flow: str, versions, after: str = "", limit: int = 100,
+               only: str | None = None) -> list[Record]:
+        """Up to ``limit`` workflows of ``flow`` by id after ``after`` that started on a
+        version not in ``versions`` (none recorded: not listed), or on ``only``; open ones
+        only (not finished nor cancelled)."""
+        stmt = select(WORKFLOW).where(WORKFLOW.c.flow == flow, WORKFLOW.c.id > after,
+                                      WORKFLOW.c.status.not_in(["finished", "cancelled"]),
+                                      WORKFLOW.c.flow_version.is_not(None),
+                                      WORKFLOW.c.flow_version.not_in(list(versions)))
+        if only is not None:
+            stmt = stmt.where(WORKFLOW.c.flow_version == only)
+        return [Record.of(row) for row in self.session.execute(
+            stmt.order_by(WORKFLOW.c.id).limit(limit))]
 
     # -- schedules (webapp.runtime.schedules) -------------------------------------------------
 

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import inspect
+import json
 import re
 import textwrap
 from dataclasses import dataclass
@@ -33,6 +35,18 @@ class FlowSpec:
     keys: dict[str, dict[str, list[str]]] | None = None
     # event name -> an example payload its handler takes (``@on_event(name, example=...)``)
     examples: dict[str, object] | None = None
+
+    @property
+    def version(self) -> str:
+        """A short hash of what a stored workflow depends on: the steps, the transitions,
+        the event handlers and the static keys of each step's commands (their order, the
+        first step, the docs and the code between them do not count)."""
+        keys = {step: {kind: sorted(found) for kind, found in kinds.items()}
+                for step, kinds in (self.keys or {}).items()}
+        definition = {"steps": sorted(self.steps), "handlers": self.handlers, "keys": keys,
+                      "transitions": {n: sorted(t) for n, t in (self.transitions or {}).items()}}
+        text = json.dumps(definition, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def step(fn=None, *, next=None):

@@ -137,6 +137,11 @@ class Workflow:
         cls.__workflow__ = build_spec(cls)
         cls.name = cls.__workflow__.name
         cls.first_step = cls.__workflow__.first_step
+        # A flow's version: its own ``version`` attribute, else a hash of its definition
+        # (DESIGN.md "Versions"); ``compatible_versions``: the older ones it runs as they are.
+        declared = vars(cls).get("version")
+        cls.version = str(declared) if declared is not None else cls.__workflow__.version
+        cls.compatible_versions = tuple(str(v) for v in vars(cls).get("compatible_versions", ()))
 
     def __init__(self, state: dict | None = None, now=None):
         if state is not None and not isinstance(state, dict):

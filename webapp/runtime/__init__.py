@@ -94,6 +94,9 @@ run_due = _calls("run_due")
 get = _calls("get")
 describe = _calls("describe")
 status_counts = _calls("status_counts")
+version_counts = _calls("version_counts")
+migrate = _calls("migrate")
+held = Commands.held
 logs = _calls("logs")
 all_logs = _calls("all_logs")
 recent_logs = _calls("recent_logs")
@@ -102,10 +105,10 @@ import_snapshots = _calls("import_snapshots")
 summary = Runtime.summary
 
 
-def list_workflows(flows=(), statuses=(), q=None, cursor=None, limit=50):
+def list_workflows(flows=(), statuses=(), q=None, cursor=None, limit=50, versions=()):
     """``Commands.list`` with the list page's names for its filters."""
     return Commands.list(current(), flow=flows, status=statuses, q=q, cursor=cursor,
-                         limit=limit)
+                         limit=limit, version=versions)
 
 
 def registry() -> dict:

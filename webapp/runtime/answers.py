@@ -25,10 +25,12 @@ def iso(ms: int | None) -> str | None:
 
 
 def summary(record: store.Record) -> dict:
-    """The API's list item: id, flow, status, step, created_at, updated_at, wake_at."""
+    """The API's list item: id, flow, status, step, created_at, updated_at, wake_at,
+    flow_version (the version of its flow it started on; None: unknown)."""
     return {"id": record.id, "flow": record.flow, "status": record.status,
             "step": record.step, "created_at": iso(record.created_at),
-            "updated_at": iso(record.updated_at), "wake_at": iso(record.wake_at)}
+            "updated_at": iso(record.updated_at), "wake_at": iso(record.wake_at),
+            "flow_version": record.flow_version}
 
 
 def last_error(pending: list[dict]) -> dict | None:

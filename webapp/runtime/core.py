@@ -24,8 +24,9 @@ from .. import store as storage
 from ..engine import Status, Workflow, WorkflowClosed
 from ..engine.workflow import ACTIVE as _ACTIVE
 from ..engine.workflow import to_seconds
-from . import answers, rules
-from .errors import Broken, Conflict, Invalid, NotFound, Unavailable, broken
+from . import answers, rules, versions
+from .errors import (Broken, Conflict, Invalid, NotFound, Unavailable, VersionMismatch,
+                     broken)
 from .registry import load_flows
 from .schedules import ScheduleCommands
 from .settings import SETTINGS, Settings
@@ -176,6 +177,111 @@ class Commands(ScheduleCommands):
         except (ValueError, TypeError) as error:
             raise broken(record.id, error) from None
 
+    # -- versions (see ``versions``) ----------------------------------------------------------
+
+    def held(self, record: storage.Record) -> str | None:
+        """Why the loaded code holds ``record`` (None: it is not held). A closed workflow
+        (finished, cancelled) runs no code again: never held."""
+        if record.status in (Status.FINISHED, Status.CANCELLED):
+            return None
+        return versions.held(self.flows.get(record.flow), record)
+
+    def _loaded(self, record: storage.Record, now: float):
+        """``(engine instance, the flow version it runs on)`` for a record the loaded code
+        accepts, migrating its snapshot if it must (the migration is logged). Held ->
+        VersionMismatch; a migration that fails -> versions.MigrateFailed."""
+        cls = self.flow_class(record.flow)
+        found = record.flow_version
+        if found is None or found in versions.accepted(cls):
+            return self._engine(record), found
+        if record.migrate_error is None and versions.migrates(cls):
+            wf = versions.migrated(cls, answers.document(record, []), found)
+            versions.note(wf, found, cls.version, now)
+            return wf, cls.version
+        raise versions.mismatch(cls, record)
+
+    def _keep_failure(self, record: storage.Record, error: Exception) -> storage.Record:
+        """Keep why ``record``'s migration failed (it is held from now on)."""
+        log.error("workflow %s: migrate() failed, it is held: %s", record.id, error)
+        try:
+            self.store.hold(record.id, record.version, str(error))
+        except (storage.Busy, storage.Stale):
+            pass                      # the next runner or command tries (and keeps) it again
+        return record.changed(migrate_error=str(error))
+
+    def _held_engine(self, record: storage.Record) -> Workflow:
+        """The engine instance of a held workflow, to cancel it: its snapshot as it is, even
+        where it sits in a step the loaded code no longer has."""
+        try:
+            return self._engine(record)
+        except Broken:
+            cls = self.flow_class(record.flow)
+            doc = answers.document(record, [])
+            try:
+                wf = cls.from_json({**doc, "step": cls.first_step})
+            except (ValueError, TypeError) as error:
+                raise broken(record.id, error) from None
+            wf._tw.step = doc["step"]
+            return wf
+
+    @_unit
+    def migrate(self, flow: str, from_version: str | None = None, *, dry_run: bool = False,
+                batch: int = 100, now=None) -> dict:
+        """Apply ``migrate()`` of the loaded ``flow`` to each of its open workflows that
+        started on a version it does not accept (``from_version``: only those), ``batch``
+        at a time: ``{"flow", "version", "moved": [ids], "failed": [{"id",
+        "from_version", "error"}], "dry_run"}``. A failure keeps its error on the workflow
+        (held); ``dry_run`` changes nothing."""
+        cls = self.flow_class(flow)
+        if not versions.migrates(cls):
+            raise Invalid(f"flow {flow!r} (version {cls.version}) has no migrate() classmethod")
+        now = self._now(now)
+        moved: list[str] = []
+        failed: list[dict] = []
+        after = ""
+        while True:
+            records = self.store.not_of(flow, versions.accepted(cls), after, batch,
+                                        from_version)
+            self.store.fresh()
+            if not records:
+                break
+            after = records[-1].id
+            for record in records:
+                problem = self._migrate_one(cls, record, now, dry_run)
+                if problem is None:
+                    moved.append(record.id)
+                else:
+                    failed.append({"id": record.id, "from_version": record.flow_version,
+                                   "error": problem})
+        return {"flow": flow, "version": cls.version, "moved": moved, "failed": failed,
+                "dry_run": dry_run}
+
+    def _migrate_one(self, cls, record: storage.Record, now: float, dry_run: bool):
+        """Migrate one workflow; None, or why it could not be."""
+        try:
+            wf = versions.migrated(cls, answers.document(record, []), record.flow_version)
+        except versions.MigrateFailed as error:
+            if not dry_run:
+                self._keep_failure(record, error)
+            return str(error)
+        except Broken as error:
+            return str(error)
+        if dry_run:
+            return None
+        versions.note(wf, record.flow_version, cls.version, now)
+        job = self._job(wf, record, owner_id("migrate"), now)
+        job.flow_version = cls.version
+        if (record.lease_owner is not None and record.lease_expires is not None
+                and record.lease_expires >= ms(now)):
+            return f"it is being run by {record.lease_owner}; run migrate again"
+        try:
+            job.commit(lease=False)
+        except storage.Stale:
+            return "it changed while it was migrated; run migrate again"
+        except Unavailable as error:
+            return str(error)
+        return None
+
     # -- commands ---------------------------------------------------------------------------
 
     @_unit
@@ -194,6 +300,7 @@ class Commands(ScheduleCommands):
         now = self._now(now)
         wf = cls(state=state, now=now)
         job = Job(wf, id=id, flow=flow, owner=owner_id(), version=None, log_count=0,
+                  flow_version=cls.version,
                   created_at=ms(now), store=self.store, now=now, lease_ms=self.lease_ms,
                   heartbeat=self.heartbeat, stopping=self.stopping, clock=self.clock)
         try:
@@ -290,7 +397,7 @@ class Commands(ScheduleCommands):
                 wf.cancel(reason, now=now)
             except WorkflowClosed as error:
                 raise Conflict(str(error)) from None
-        return self._change(id, mutate, now, run=False)
+        return self._change(id, mutate, now, run=False, held_ok=True)
 
     @_unit
     def retry(self, id: str, now=None):
@@ -303,19 +410,29 @@ class Commands(ScheduleCommands):
         return self._change(id, mutate, now)
 
     def _change(self, id: str, mutate, now=None, *, run: bool = True,
-                event_key: str | None = None):
+                event_key: str | None = None, held_ok: bool = False):
         """Load workflow ``id``, apply ``mutate(wf, now)`` (which may return the time to run
         at), commit that together with a lease, run and commit; redo from a fresh load when
-        someone else wrote the row in between. Nothing is committed when ``mutate`` raises."""
+        someone else wrote the row in between. Nothing is committed when ``mutate`` raises.
+        A held workflow (see ``versions``) -> VersionMismatch, unless ``held_ok`` (cancel)."""
         now = self._now(now)
         owner = owner_id()
         for _ in range(_REDO):
             record = self._unleased(id, owner, now)
             if event_key is not None and self.store.has_event_key(id, event_key):
                 return record
-            wf = self._engine(record)
+            try:
+                wf, flow_version = self._loaded(record, now)
+            except (VersionMismatch, versions.MigrateFailed) as error:
+                if isinstance(error, versions.MigrateFailed):
+                    record = self._keep_failure(record, error)
+                    error = versions.mismatch(self.flow_class(record.flow), record)
+                if not held_ok:
+                    raise error from None
+                wf, flow_version = self._held_engine(record), record.flow_version
             run_at = mutate(wf, now)
             job = self._job(wf, record, owner, now)
+            job.flow_version = flow_version
             try:
                 job.commit(lease=run, event_key=event_key)
             except storage.Stale:
@@ -364,8 +481,8 @@ class Commands(ScheduleCommands):
         if self.stopping.is_set():
             return 0
         try:
-            records = self.store.claim_due(ms(now), list(self.flows), owner, self.lease_ms,
-                                           limit)
+            records = self.store.claim_due(ms(now), versions.claim_spec(self.flows), owner,
+                                           self.lease_ms, limit)
         except storage.Busy as error:
             raise Unavailable(f"database busy: {error}") from None
         ran = 0
@@ -378,7 +495,17 @@ class Commands(ScheduleCommands):
             # checked (and renewed when old) against the time it really starts.
             at = now + (time.monotonic() - began) if given else self.clock()
             try:
-                self._running(self._job(self._engine(record), record, owner, at), at)
+                try:
+                    wf, flow_version = self._loaded(record, at)
+                except VersionMismatch:       # claimed by an older claim rule: leave it
+                    self._release([record], owner)
+                    continue
+                except versions.MigrateFailed as error:
+                    self._keep_failure(record, error)
+                    continue
+                job = self._job(wf, record, owner, at)
+                job.flow_version = flow_version
+                self._running(job, at)
                 ran += 1
             except Stopping:
                 ran += 1
@@ -434,10 +561,16 @@ class Commands(ScheduleCommands):
         that clock)."""
         if isinstance(record, str):
             record = self._get(record)
+        held = self.held(record)
         try:   # a closed workflow has no open waits: no need to load it
             pending = self._engine(record).pending() if record.status in _ACTIVE else []
         except NotFound:           # its flow is not loaded here: its waits cannot be read
             pending = []
+        except Broken:
+            if not held and not (record.flow_version is not None and record.flow_version
+                                 not in versions.accepted(self.flows[record.flow])):
+                raise
+            pending = []           # a snapshot of another version: read it as it is
         if record.status not in _STATUSES:
             raise broken(record.id, ValueError(f"unknown status {record.status!r}"))
         doc = answers.document(record, [])
@@ -449,7 +582,8 @@ class Commands(ScheduleCommands):
         found = {**answers.summary(record), "state": doc["state"], "pending": pending,
                  "error": doc.get("error"), "log_count": record.log_count,
                  "cancel_reason": reason, "last_error": answers.last_error(pending),
-                 "clock_offset": answers.clock_offset(doc["cache"])}
+                 "clock_offset": answers.clock_offset(doc["cache"]), "held": held,
+                 "migrate_error": record.migrate_error}
         if record.note:            # committed, but the run after it could not finish
             found["note"] = record.note
         return found
@@ -458,13 +592,15 @@ class Commands(ScheduleCommands):
 
     @_unit
     def list(self, flow=(), status=(), q: str | None = None, cursor: str | None = None,
-             limit: int = 50) -> tuple[list[storage.Record], str | None]:
+             limit: int = 50, version=()) -> tuple[list[storage.Record], str | None]:
         """Workflows newest-updated first with keyset pagination: (records, next_cursor or
-        None). ``flow`` and ``status`` are a name or several."""
+        None). ``flow``, ``status`` and ``version`` (the flow version they started on) are a
+        name or several."""
         flows = [flow] if isinstance(flow, str) else list(flow or ())
         statuses = [status] if isinstance(status, str) else list(status or ())
+        versions = [version] if isinstance(version, str) else list(version or ())
         limit = rules.limit(limit)
-        rules.filters(flows, statuses, q)
+        rules.filters([*flows, *versions], statuses, q)
         after = None
         if cursor:
             after = rules.decode_cursor(cursor)
@@ -472,17 +608,23 @@ class Commands(ScheduleCommands):
                     or not isinstance(after[0], int) or not isinstance(after[1], str)):
                 raise Invalid("the cursor is not one this server gave out")
         records = self.store.page(flows, statuses, q, tuple(after) if after else None,
-                                  limit + 1)
+                                  limit + 1, versions)
         more = len(records) > limit
         records = records[:limit]
         return records, (rules.encode_cursor([records[-1].updated_at, records[-1].id])
                          if more else None)
 
     @_unit
-    def status_counts(self, flows=(), q: str | None = None) -> dict[str, int]:
-        """``{status: count}`` over the workflows matching the flow filter and id search."""
-        rules.filters(flows, (), q)
-        return self.store.count_by_status(flows, q)
+    def status_counts(self, flows=(), q: str | None = None, versions=()) -> dict[str, int]:
+        """``{status: count}`` over the workflows matching the flow filter and id search (and
+        the version filter)."""
+        rules.filters([*flows, *versions], (), q)
+        return self.store.count_by_status(flows, q, versions)
+
+    @_unit
+    def version_counts(self, flow: str) -> dict[str | None, int]:
+        """``{flow_version: count}`` of the workflows of ``flow`` (None: unknown)."""
+        return self.store.count_by_version(flow)
 
     @_unit
     def logs(self, id: str, type: str | None = None, step: str | None = None,
@@ -570,9 +712,10 @@ class Runtime(Commands):
         return self.describe(id)
 
     def list(self, flow=(), status=(), q: str | None = None, cursor: str | None = None,
-             limit: int = 50) -> dict:
-        records, next_cursor = super().list(flow, status, q, cursor, limit)
-        return {"items": [answers.summary(r) for r in records], "next_cursor": next_cursor}
+             limit: int = 50, version=()) -> dict:
+        records, next_cursor = super().list(flow, status, q, cursor, limit, version)
+        return {"items": [{**answers.summary(r), "held": self.held(r)} for r in records],
+                "next_cursor": next_cursor}
 
     def logs(self, id: str, type: str | None = None, step: str | None = None,
              cursor: str | None = None, limit: int = 100) -> dict:

@@ -48,3 +48,11 @@ class Broken(RuntimeProblem):
 def broken(id: str, error: Exception) -> Broken:
     return Broken(f"workflow {id!r} is broken: its stored snapshot cannot be read "
                   f"({type(error).__name__}: {error})")
+
+
+class VersionMismatch(Conflict):
+    """The workflow started on a version of its flow that the loaded code does not accept
+    (409): it is held until compatible code is loaded or it is migrated (it can be
+    cancelled)."""
+
+    code = "version_mismatch"

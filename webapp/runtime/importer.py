@@ -52,6 +52,7 @@ def import_snapshots(rt, data, flow: str | None = None, *, hint: str | None = No
         except ValueError as error:
             raise Invalid(f"{id}: not a {name} snapshot: {error}") from None
         job = Job(wf, id=id, flow=name, owner="", version=None, log_count=len(entries),
+                  flow_version=cls.version,   # the code that just loaded it
                   created_at=at, store=rt.store, now=at / 1000, clock=rt.clock,
                   lease_ms=0)
         rows.append({"id": id, **job.values(lease=False)[0]})

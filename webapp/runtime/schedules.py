@@ -471,8 +471,8 @@ class ScheduleCommands:
         cls = self.flows[record.flow]
         wf = cls(state=json.loads(record.state), now=now)
         job = Job(wf, id=wid, flow=record.flow, owner="", version=None, log_count=0,
-                  created_at=ms(now), store=self.store, now=now, clock=self.clock,
-                  lease_ms=self.lease_ms)
+                  flow_version=cls.version, created_at=ms(now), store=self.store, now=now,
+                  clock=self.clock, lease_ms=self.lease_ms)
         values, new = job.values(lease=False)
         return {"id": wid, **values}, storage.log_params(wid, 1, new)
 

@@ -51,8 +51,9 @@ class Job:
                  log_count: int, created_at: int, store: store.Store, now: float,
                  lease_ms: int, lease_expires: int | None = None,
                  stopping: threading.Event | None = None, clock=None,
-                 heartbeat: Heartbeat | None = None):
+                 heartbeat: Heartbeat | None = None, flow_version: str | None = None):
         self.wf, self.id, self.flow, self.owner = wf, id, flow, owner
+        self.flow_version = flow_version       # the version of its flow it runs on
         self.version = version        # None: not inserted yet
         self.log_count = log_count
         self.created_at = created_at
@@ -72,7 +73,8 @@ class Job:
     @classmethod
     def of(cls, wf: Workflow, record: store.Record, owner: str, **context) -> Job:
         return cls(wf, id=record.id, flow=record.flow, owner=owner, version=record.version,
-                   log_count=record.log_count, created_at=record.created_at, **context)
+                   log_count=record.log_count, created_at=record.created_at,
+                   flow_version=record.flow_version, **context)
 
     def at_ms(self) -> int:
         """The operation's clock now, in epoch ms."""
@@ -110,6 +112,7 @@ class Job:
             "version": (self.version or 0) + 1,
             "log_count": self.log_count + len(new),
             "updated_at": at,
+            "flow_version": self.flow_version, "migrate_error": None,
         }
         if self.version is None:
             values["created_at"] = self.created_at

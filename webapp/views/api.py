@@ -86,8 +86,10 @@ def list_workflows():
     rows, next_cursor = runtime.list_workflows(
         flows=[f for f in request.args.getlist("flow") if f], statuses=statuses,
         q=request.args.get("q") or None, cursor=request.args.get("cursor") or None,
-        limit=limit_arg(50))
-    return {"items": [runtime.summary(row) for row in rows], "next_cursor": next_cursor}
+        limit=limit_arg(50), versions=[v for v in request.args.getlist("version") if v])
+    rt = runtime.current()
+    return {"items": [{**runtime.summary(row), "held": rt.held(row)} for row in rows],
+            "next_cursor": next_cursor}
 
 
 @bp.post("/workflows")

@@ -34,5 +34,13 @@ def show(name: str):
     if flow_cls is None:
         abort(404, f"No flow is registered as {name!r}.")
     from .schedules import schedules_of
+    from ..runtime import versions
+    counts = runtime.version_counts(name)
+    accepted = versions.accepted(flow_cls)
+    by_version = [{"version": v, "count": n, "loaded": v == flow_cls.version,
+                   "runs": v is None or v in accepted or versions.migrates(flow_cls)}
+                  for v, n in sorted(counts.items(), key=lambda vn: (vn[0] != flow_cls.version,
+                                                                     vn[0] or ""))]
     return render_template("flows/detail.html", flow=flow_view(flow_cls),
-                           schedules=schedules_of(name))
+                           schedules=schedules_of(name), flow_cls=flow_cls,
+                           by_version=by_version)

@@ -222,6 +222,10 @@ def flow_dict(flow_cls) -> dict:
         "doc": spec.doc,
         "steps": list(spec.steps),
         "first_step": spec.first_step,
+        # its version (DESIGN.md "Versions"), and the older ones it runs as they are
+        "version": flow_cls.version,
+        "compatible_versions": list(flow_cls.compatible_versions),
+        "migrates": callable(getattr(flow_cls, "migrate", None)),
         "transitions": {name: list(nexts) for name, nexts in spec.transitions.items()},
         # each @on_event handler's event, with the example payload the flow gives (or null)
         "events": {name: {"handler": method, "example": (spec.examples or {}).get(name)}

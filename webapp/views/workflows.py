@@ -61,6 +61,7 @@ def list_filters() -> dict:
     return {
         "flow": [f for f in args.getlist("flow") if f],
         "status": [s for s in args.getlist("status") if s in STATUSES],
+        "version": [v.strip() for v in args.getlist("version") if v.strip()],
         "q": args.get("q", "").strip(),
         "cursor": args.get("cursor") or None,
     }
@@ -70,7 +71,8 @@ def list_item(row) -> dict:
     """A list row: the API's list item plus its open waits (for the "waiting for" column)."""
     item = runtime.summary(row)
     try:
-        item["pending"] = runtime.describe(row)["pending"]
+        described = runtime.describe(row)
+        item["pending"], item["held"] = described["pending"], described["held"]
     except runtime.Broken as error:     # shown as broken; the other rows are unaffected
         item["pending"], item["broken"] = [], str(error)
     return item
@@ -86,9 +88,10 @@ def list_context(start_form: dict | None = None) -> dict:
     filters = list_filters()
     rows, next_cursor = runtime.list_workflows(
         flows=filters["flow"], statuses=filters["status"], q=filters["q"] or None,
-        cursor=filters["cursor"], limit=PAGE_SIZE)
+        cursor=filters["cursor"], limit=PAGE_SIZE, versions=filters["version"])
     items = [list_item(row) for row in rows]
-    counts = runtime.status_counts(flows=filters["flow"], q=filters["q"] or None)
+    counts = runtime.status_counts(flows=filters["flow"], q=filters["q"] or None,
+                                   versions=filters["version"])
     live = any(item["status"] in LIVE for item in items)
     query = {k: v for k, v in filters.items() if v}
     return {
@@ -103,6 +106,7 @@ def list_context(start_form: dict | None = None) -> dict:
         # holds no inputs that a redraw could reset).
         "version": digest(items, counts, next_cursor, int(web.now() // 60)),
         "flows": sorted(runtime.registry()),
+        "loaded_versions": sorted({cls.version for cls in runtime.registry().values()}),
         "statuses": STATUSES,
         "start_form": start_form or {},
     }
@@ -205,8 +209,10 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
     deadlines = [w for w in events if w.get("timeoutAt")]
     live = wf["status"] in LIVE
     changeable = access.can_change()       # read-only mode, or not logged in: no forms
-    handlers = sorted(spec.handlers) if spec and live and changeable else []
     can_cancel = (live or wf["status"] == "failed") and changeable
+    if wf["held"]:      # another version of its flow: nothing may run its code, but cancel
+        changeable = False
+    handlers = sorted(spec.handlers) if spec and live and changeable else []
     can_retry = wf["status"] == "failed" and changeable
     # The forms this rendering shows: a refused form that is gone (its wait closed meanwhile)
     # gets its message at the top instead.
@@ -230,6 +236,7 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
         "last_log_page": filters["page"] == "last",
         "has_more_logs": wf["log_count"] > LOG_PAGE_SIZE,
         "spec": spec,
+        "flow_cls": flow_cls,
         "diagram": picture,
         "timers": timers,
         "events": events,
