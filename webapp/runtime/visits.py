@@ -148,6 +148,11 @@ class HistoryCommands:
         ``{**item, "previous": item | None, "diff": [...] | None, "current": bool}``."""
         record = self._get(id)
         row = self.store.visit(id, seq)
+        current = self._current_seq(record)
+        if row is None and seq == current:    # not recorded (history off): the current one
+            return {"seq": seq, "step": record.step, "at": None, "state": None,
+                    "state_known": False, "log_n": None, "previous": None, "diff": None,
+                    "current": True}
         if row is None:
             raise NotFound(f"workflow {id!r} has no recorded visit {seq}")
         before = self.store.visits_before(id, seq)
@@ -156,8 +161,7 @@ class HistoryCommands:
         changes = None
         if previous is not None and previous["state_known"] and item["state_known"]:
             changes = diff(previous["state"], item["state"])
-        return {**item, "previous": previous, "diff": changes,
-                "current": seq == self._current_seq(record)}
+        return {**item, "previous": previous, "diff": changes, "current": seq == current}
 
     @_unit
     def visit_at(self, id: str, n: int) -> dict | None:
