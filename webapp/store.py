@@ -574,6 +574,13 @@ class Store:
                                 or_(VISIT.c.state_json.is_not(None), VISIT.c.unknown))
             .order_by(VISIT.c.seq.desc()).limit(1)).first()
 
+    def origin(self, id: str):
+        """The first visit of a fork (naming what it was forked from), or None."""
+        first = self.session.execute(
+            select(VISIT).where(VISIT.c.workflow_id == id).order_by(VISIT.c.seq)
+            .limit(1)).first()                 # a fork's first visit is its lowest
+        return first if first is not None and first.forked_from is not None else None
+
     def forks(self, id: str, limit: int = 100) -> list:
         """First visits of the workflows forked from ``id``."""
         return self.session.execute(

@@ -174,11 +174,8 @@ class HistoryCommands:
     def forks(self, id: str) -> dict:
         """``{"origin": {"id", "seq"} | None, "forks": [{"id", "seq", "at"}]}``."""
         self._get(id)
-        rows = self.store.log_rows(id, after=0, limit=1)
-        origin = None
-        if rows and rows[0].type == "forked":
-            values = answers.entry(rows[0])["values"]
-            origin = {"id": values.get("from"), "seq": values.get("seq")}
+        first = self.store.origin(id)          # a fork's first visit names its origin
+        origin = None if first is None else {"id": first.forked_from, "seq": first.forked_seq}
         return {"origin": origin,
                 "forks": [{"id": row.workflow_id, "seq": row.forked_seq,
                            "at": answers.iso(row.at)} for row in self.store.forks(id)]}
