@@ -284,3 +284,20 @@ def test_an_imported_snapshot_lists_its_visits_with_states_unknown(app):
                                                            "payload": number})
     items = history(client, "imported-w")["items"]
     assert items[-1]["step"] == "step_end" and items[-1]["state"]["answer"][-1] == number
+
+
+def test_a_visit_that_a_row_holds_already_is_replaced_not_a_failed_commit(app):
+    client = app.test_client()
+    start(client, "guess_game_2", "g")
+    snap = client.get("/api/workflows/g/snapshot").json
+    # the log says visit 2 happened already (a hand-edited or odd snapshot)
+    snap["logs"].append({"type": "transition", "values": {"from": "step_ask", "to": "step_end",
+                                                          "stepSeq": 2},
+                         "_at": snap["logs"][-1]["_at"], "_step": "step_end"})
+    app.extensions["tinyflow"].import_snapshots([["odd", snap]])
+    assert [v["seq"] for v in history(client, "odd")["items"]] == [0, 1, 2]
+    answer = client.post("/api/workflows/odd/events", json={"name": "event_ask",
+                                                            "payload": -1})
+    assert answer.status_code == 200 and "note" not in answer.json
+    items = history(client, "odd")["items"]
+    assert items[2]["step"] == "step_check" and items[2]["state"]["answer"] == [-1]

@@ -17,6 +17,8 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (BigInteger, Boolean, ForeignKey, Index, String, Text, bindparam,
                         create_engine, delete, event, exc, func, insert, or_, select, text,
                         tuple_, update)
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_session, sessionmaker
 
 SCHEMA_VERSION = 1
@@ -357,7 +359,19 @@ _INSERT_WORKFLOW = _Prepared(insert(WORKFLOW))
 _UPDATE_WORKFLOW = _Prepared(update(WORKFLOW).where(
     WORKFLOW.c.id == bindparam("where_id"), WORKFLOW.c.version == bindparam("where_version")))
 _INSERT_LOG = _Prepared(insert(LOG))
-_INSERT_VISIT = _Prepared(insert(VISIT))
+
+
+def _upsert_visit(module):
+    statement = module.insert(VISIT)
+    return _Prepared(statement.on_conflict_do_update(
+        index_elements=[VISIT.c.workflow_id, VISIT.c.seq],
+        set_={name: statement.excluded[name] for name in VISIT_COLUMNS[2:]}))
+
+
+# A visit whose seq a row holds already (one an imported log showed, or one a run that was
+# taken over wrote) is replaced: recording history never fails a commit.
+_INSERT_VISIT = {"sqlite": _upsert_visit(sqlite_dialect),
+                 "postgresql": _upsert_visit(postgresql_dialect)}
 _LOAD = select(WORKFLOW).where(WORKFLOW.c.id == bindparam("id"))
 _UPDATE_SCHEDULE = _Prepared(update(SCHEDULE).where(
     SCHEDULE.c.id == bindparam("where_id"), SCHEDULE.c.version == bindparam("where_version")))
@@ -608,7 +622,7 @@ class Store:
             if logs:
                 _INSERT_LOG.run(connection, logs)
             if visits:
-                _INSERT_VISIT.run(connection, visits)
+                _INSERT_VISIT[connection.dialect.name].run(connection, visits)
             if event_key is not None:
                 self.session.execute(insert(EVENT_KEY), {"workflow_id": id, "key": event_key,
                                                          "created_at": values["updated_at"]})
