@@ -21,6 +21,8 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (BigInteger, Boolean, ForeignKey, Index, String, Text, bindparam,
                         and_, create_engine, delete, event, exc, func, insert, inspect, or_,
                         select, text, tuple_, update)
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_session, sessionmaker
 
 SCHEMA_VERSION = 2          # 2: workflow.flow_version and workflow.migrate_error
@@ -99,6 +101,34 @@ class EventKey(db.Model):
                                              primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class VisitRow(db.Model):
+    """One step visit of a workflow (``seq`` is its ``_seq``): the step, when it began, the
+    audit-log entry that began it (``log_n``), and the state it began with. ``state_json`` is
+    NULL when the state was the previous visit's (stored once, when it changes), and
+    ``unknown`` marks a visit whose state was never recorded (an imported snapshot's). A
+    fork's first visit names its origin (``forked_from``, ``forked_seq``)."""
+
+    __tablename__ = "workflow_visit"
+
+    workflow_id: Mapped[str] = mapped_column(String(200), ForeignKey("workflow.id"),
+                                             primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    step: Mapped[str] = mapped_column(String(200))
+    at: Mapped[int | None] = mapped_column(BigInteger)
+    log_n: Mapped[int | None] = mapped_column(BigInteger)
+    state_json: Mapped[str | None] = mapped_column(Text)
+    unknown: Mapped[bool] = mapped_column(Boolean, default=False)
+    forked_from: Mapped[str | None] = mapped_column(String(200))
+    forked_seq: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_visit_forked_from", "forked_from",
+              sqlite_where=text("forked_from IS NOT NULL"),
+              postgresql_where=text("forked_from IS NOT NULL")),
+        {"sqlite_with_rowid": False},
+    )
 
 
 class Meta(db.Model):
@@ -222,6 +252,8 @@ LOG = LogRow.__table__
 EVENT_KEY = EventKey.__table__
 COUNT = StatusCount.__table__
 SCHEDULE = ScheduleRow.__table__
+VISIT = VisitRow.__table__
+VISIT_COLUMNS = tuple(VISIT.c.keys())
 
 
 class Stale(Exception):
@@ -337,6 +369,19 @@ _INSERT_WORKFLOW = _Prepared(insert(WORKFLOW))
 _UPDATE_WORKFLOW = _Prepared(update(WORKFLOW).where(
     WORKFLOW.c.id == bindparam("where_id"), WORKFLOW.c.version == bindparam("where_version")))
 _INSERT_LOG = _Prepared(insert(LOG))
+
+
+def _upsert_visit(module):
+    statement = module.insert(VISIT)
+    return _Prepared(statement.on_conflict_do_update(
+        index_elements=[VISIT.c.workflow_id, VISIT.c.seq],
+        set_={name: statement.excluded[name] for name in VISIT_COLUMNS[2:]}))
+
+
+# A visit whose seq a row holds already (one an imported log showed, or one a run that was
+# taken over wrote) is replaced: recording history never fails a commit.
+_INSERT_VISIT = {"sqlite": _upsert_visit(sqlite_dialect),
+                 "postgresql": _upsert_visit(postgresql_dialect)}
 _LOAD = select(WORKFLOW).where(WORKFLOW.c.id == bindparam("id"))
 _UPDATE_SCHEDULE = _Prepared(update(SCHEDULE).where(
     SCHEDULE.c.id == bindparam("where_id"), SCHEDULE.c.version == bindparam("where_version")))
@@ -347,6 +392,15 @@ def log_params(id: str, first_n: int, entries) -> list[dict]:
     return [{"workflow_id": id, "n": first_n + i, "type": e["type"], "step": e.get("_step"),
              "at": e.get("_at"), "values_json": dumps(e.get("values") or {})}
             for i, e in enumerate(entries)]
+
+
+def visit_params(id: str, seq: int, step: str, at: int | None, log_n: int | None,
+                 state_json: str | None, *, unknown: bool = False,
+                 forked_from: str | None = None, forked_seq: int | None = None) -> dict:
+    """A ``workflow_visit`` row (``state_json`` None: the previous visit's state)."""
+    return {"workflow_id": id, "seq": seq, "step": step, "at": at, "log_n": log_n,
+            "state_json": state_json, "unknown": unknown, "forked_from": forked_from,
+            "forked_seq": forked_seq}
 
 
 def _filters(stmt, flows=(), statuses=(), q=None, versions=()):
@@ -531,12 +585,58 @@ class Store:
         rows = self.session.execute(stmt).all()
         return rows[::-1] if newest else rows
 
+    # -- step visits (webapp.runtime.history) --------------------------------------------
+
+    def visits(self, id: str, after: int = -1, limit: int = 100) -> list:
+        """Visit rows of workflow ``id`` with seq > ``after``, oldest first."""
+        return self.session.execute(
+            select(VISIT).where(VISIT.c.workflow_id == id, VISIT.c.seq > after)
+            .order_by(VISIT.c.seq).limit(limit)).all()
+
+    def visit(self, id: str, seq: int):
+        return self.session.execute(select(VISIT).where(
+            VISIT.c.workflow_id == id, VISIT.c.seq == seq)).first()
+
+    def visits_before(self, id: str, seq: int):
+        """The visit just before ``seq``, or None."""
+        return self.session.execute(
+            select(VISIT).where(VISIT.c.workflow_id == id, VISIT.c.seq < seq)
+            .order_by(VISIT.c.seq.desc()).limit(1)).first()
+
+    def visit_at_log(self, id: str, n: int):
+        """The visit audit-log entry ``n`` belongs to: the last one begun at or before it."""
+        return self.session.execute(
+            select(VISIT).where(VISIT.c.workflow_id == id, VISIT.c.log_n <= n)
+            .order_by(VISIT.c.seq.desc()).limit(1)).first()
+
+    def state_before(self, id: str, seq: int):
+        """The last visit before ``seq`` that says what its state was (stored, or unknown):
+        the row whose state a visit with NULL ``state_json`` carries on; None if none."""
+        return self.session.execute(
+            select(VISIT).where(VISIT.c.workflow_id == id, VISIT.c.seq < seq,
+                                or_(VISIT.c.state_json.is_not(None), VISIT.c.unknown))
+            .order_by(VISIT.c.seq.desc()).limit(1)).first()
+
+    def origin(self, id: str):
+        """The first visit of a fork (naming what it was forked from), or None."""
+        first = self.session.execute(
+            select(VISIT).where(VISIT.c.workflow_id == id).order_by(VISIT.c.seq)
+            .limit(1)).first()                 # a fork's first visit is its lowest
+        return first if first is not None and first.forked_from is not None else None
+
+    def forks(self, id: str, limit: int = 100) -> list:
+        """First visits of the workflows forked from ``id``."""
+        return self.session.execute(
+            select(VISIT).where(VISIT.c.forked_from == id)
+            .order_by(VISIT.c.at, VISIT.c.workflow_id).limit(limit)).all()
+
     # -- writing ----------------------------------------------------------------------------
 
     def write(self, id: str, version: int | None, values: dict, logs: list[dict],
-              event_key: str | None = None) -> None:
+              event_key: str | None = None, visits: list[dict] | None = None) -> None:
         """Insert (``version`` None) or version-checked update of one workflow row, with its
-        new log rows (and an idempotency key), in one transaction, committed.
+        new log rows (and an idempotency key, and the step visits begun since the last
+        write: ``visit_params``), in one transaction, committed.
 
         Raises Stale when the row is not at ``version`` any more, Duplicate when the id or the
         key is taken, Busy when SQLite stays locked.
@@ -550,17 +650,22 @@ class Store:
                 raise Stale(id)
             if logs:
                 _INSERT_LOG.run(connection, logs)
+            if visits:
+                _INSERT_VISIT[connection.dialect.name].run(connection, visits)
             if event_key is not None:
                 self.session.execute(insert(EVENT_KEY), {"workflow_id": id, "key": event_key,
                                                          "created_at": values["updated_at"]})
         self.transaction(statements)
 
-    def insert_many(self, rows: list[dict], logs: list[dict]) -> None:
+    def insert_many(self, rows: list[dict], logs: list[dict],
+                    visits: list[dict] | None = None) -> None:
         """Insert whole workflows (an import) in one transaction."""
         def statements():
             self.session.execute(insert(WORKFLOW), rows)
             for i in range(0, len(logs), 5000):
                 self.session.execute(insert(LOG), logs[i:i + 5000])
+            for i in range(0, len(visits or ()), 5000):
+                self.session.execute(insert(VISIT), visits[i:i + 5000])
         self.transaction(statements)
 
     def claim_due(self, now_ms: int, flows, owner: str, lease_ms: int,

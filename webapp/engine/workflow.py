@@ -152,6 +152,22 @@ class Workflow:
         self._tw.now = to_seconds(now)
         self.log("init", defaultStep=first)
 
+    @classmethod
+    def _forked(cls, step: str, state: dict, seq: int, now=None, /, **values):
+        """(The runtime's fork; underscored so no flow's own names can clash.) A new, running
+        workflow that begins at visit ``seq`` of ``step`` with ``state`` and nothing cached
+        (so its actions run again); its log begins with ``forked`` carrying ``values``."""
+        if step not in cls.__workflow__.steps:
+            raise ValueError(f"{cls.__name__} has no step {step!r}")
+        if not isinstance(state, dict):
+            raise TypeError("a workflow's state must be a dict")
+        wf = cls.__new__(cls)
+        wf._tw = _Engine(step, state, {"_seq": seq} if seq else {}, {}, [], Status.RUNNING,
+                         [], None)
+        wf._tw.now = to_seconds(now)
+        wf.log("forked", **values)
+        return wf
+
     # -- the state, read by anyone ------------------------------------------------------------
 
     @property

@@ -102,6 +102,11 @@ all_logs = _calls("all_logs")
 recent_logs = _calls("recent_logs")
 snapshot = _calls("snapshot")
 import_snapshots = _calls("import_snapshots")
+history = _calls("history")
+visit = _calls("visit")
+visit_at = _calls("visit_at")
+forks = _calls("forks")
+fork = _calls("fork")
 summary = Runtime.summary
 
 

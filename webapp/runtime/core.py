@@ -28,6 +28,7 @@ from . import answers, rules, versions
 from .errors import (Broken, Conflict, Invalid, NotFound, Unavailable, VersionMismatch,
                      broken)
 from .registry import load_flows
+from .visits import HistoryCommands
 from .schedules import ScheduleCommands
 from .settings import SETTINGS, Settings
 from .unit import Heartbeat, Job, Stopping, ms
@@ -56,7 +57,7 @@ def _unit(method):
     return call
 
 
-class Commands(ScheduleCommands):
+class Commands(ScheduleCommands, HistoryCommands):
     """The runtime's commands and reads on ``store.Record``s (``describe(record)`` is the
     API's dict): what the views and the runner use. ``Runtime`` is the same, answering with
     the API's dicts. Errors are the RuntimeProblem subclasses, each with the ``status`` and
@@ -125,7 +126,14 @@ class Commands(ScheduleCommands):
     def _job(self, wf: Workflow, record: storage.Record, owner: str, now: float) -> Job:
         return Job.of(wf, record, owner, store=self.store, now=now, lease_ms=self.lease_ms,
                       heartbeat=self.heartbeat, stopping=self.stopping,
-                      clock=self.clock)
+                      clock=self.clock, history=self.history_on)
+
+    def _new_job(self, wf: Workflow, id: str, flow: str, now: float) -> Job:
+        """The job of a new workflow (its row not inserted yet)."""
+        return Job(wf, id=id, flow=flow, owner=owner_id(), version=None, log_count=0,
+                   created_at=ms(now), store=self.store, now=now, lease_ms=self.lease_ms,
+                   heartbeat=self.heartbeat, stopping=self.stopping, clock=self.clock,
+                   history=self.history_on, flow_version=type(wf).version)
 
     def _running(self, job: Job, now: float) -> None:
         """``job.run(now)``, counted as a run in progress (``shutdown`` waits for them)."""
@@ -299,10 +307,14 @@ class Commands(ScheduleCommands):
             raise Conflict(f"workflow {id!r} already exists")
         now = self._now(now)
         wf = cls(state=state, now=now)
-        job = Job(wf, id=id, flow=flow, owner=owner_id(), version=None, log_count=0,
-                  flow_version=cls.version,
-                  created_at=ms(now), store=self.store, now=now, lease_ms=self.lease_ms,
-                  heartbeat=self.heartbeat, stopping=self.stopping, clock=self.clock)
+        job = self._new_job(wf, id, flow, now)
+        if job.history:          # the first visit: seq 0, begun by the log's "init"
+            job.record_visit(0, wf.step, wf.to_json()["logs"][0]["_at"], 1, wf.state)
+        return self._launch(job, now)
+
+    def _launch(self, job: Job, now: float):
+        """Run a new workflow's job (its first commit inserts the row); its record."""
+        id = job.id
         try:
             # Its first commit inserts the row: before its first action runs (the id is
             # claimed, leased, so a concurrent start with the same id gets Conflict before
@@ -710,6 +722,10 @@ class Runtime(Commands):
 
     def get(self, id: str) -> dict:
         return self.describe(id)
+
+    def fork(self, id: str, seq: int, new_id: str | None = None, state: dict | None = None,
+             now=None) -> dict:
+        return self.describe(super().fork(id, seq, new_id, state, now))
 
     def list(self, flow=(), status=(), q: str | None = None, cursor: str | None = None,
              limit: int = 50, version=()) -> dict:

@@ -64,6 +64,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TINYFLOW_MAX_INBOX", 100, int,
             "How many events nothing waits for yet a workflow's inbox holds; one more is "
             "refused with 422."),
+    Setting("TINYFLOW_HISTORY", True, _flag,
+            "Record the state each step visit began with (the history, and fork from any "
+            "visit); off: fork works from the current visit only."),
     Setting("TINYFLOW_CLOCK", time.time, None,
             "Config only: a callable returning epoch seconds, the runtime's clock (tests "
             "inject one).", env=False),

@@ -33,6 +33,9 @@ def ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
+_UNREAD = object()
+
+
 class Stopping(Exception):
     """The process is shutting down: the job handed its workflow back before an action."""
 
@@ -51,7 +54,8 @@ class Job:
                  log_count: int, created_at: int, store: store.Store, now: float,
                  lease_ms: int, lease_expires: int | None = None,
                  stopping: threading.Event | None = None, clock=None,
-                 heartbeat: Heartbeat | None = None, flow_version: str | None = None):
+                 heartbeat: Heartbeat | None = None, flow_version: str | None = None,
+                 history: bool = False):
         self.wf, self.id, self.flow, self.owner = wf, id, flow, owner
         self.flow_version = flow_version       # the version of its flow it runs on
         self.version = version        # None: not inserted yet
@@ -69,6 +73,12 @@ class Job:
         self.stopping = stopping               # set: hand the workflow back before an action
         self.lost = False                      # a heartbeat found the row taken over
         self._lock = threading.RLock()         # the job's own writes and the heartbeat's
+        # History (TINYFLOW_HISTORY): the step visits begun since the last commit, written by
+        # the next one; the state text of the last visit recorded (None: none known, so the
+        # next is stored whole; _UNREAD: not looked up yet).
+        self.history = history
+        self.visits: list[dict] = []
+        self._last_state = None if version is None else _UNREAD
 
     @classmethod
     def of(cls, wf: Workflow, record: store.Record, owner: str, **context) -> Job:
@@ -125,15 +135,42 @@ class Job:
         with self._lock:
             try:
                 self.store.write(self.id, self.version, values,
-                                 store.log_params(self.id, self.log_count + 1, new), event_key)
+                                 store.log_params(self.id, self.log_count + 1, new), event_key,
+                                 visits=self.visits)
             except store.Busy as error:
                 raise Unavailable(str(error)) from None
+            self.visits = []
             self.version = values["version"]
             self.lease_expires = values["lease_expires"]
         self.log_count = values["log_count"]
         self.saved += len(new)
         self.written = store.Record(id=self.id, created_at=self.created_at,
                                     **{k: v for k, v in values.items() if k != "created_at"})
+
+    # -- history ----------------------------------------------------------------------------
+
+    def record_visit(self, seq: int, step: str, at: int | None, log_n: int, state: dict,
+                     **origin) -> None:
+        """Note the visit ``seq`` of ``step`` that begins now with ``state`` (written by the
+        next commit): the state's text when it differs from the last visit's, else NULL.
+        ``origin`` (a fork's first visit: ``forked_from``, ``forked_seq``) stores it whole."""
+        text = store.dumps(state)
+        if self._last_state is _UNREAD:
+            found = self.store.state_before(self.id, 2 ** 62)
+            self._last_state = None if found is None or found.unknown else found.state_json
+        same = text == self._last_state and not origin
+        self.visits.append(store.visit_params(self.id, seq, step, at, log_n,
+                                              None if same else text, **origin))
+        self._last_state = text
+
+    def _transition(self) -> None:
+        """At a transition checkpoint: the visit it begins."""
+        wf = self.wf
+        logs = wf.to_json()["logs"]
+        entry = logs[-1]              # the transition's own entry
+        values = entry.get("values") or {}
+        self.record_visit(values.get("stepSeq", 0), wf.step, entry.get("_at"),
+                          self.log_count + len(logs) - self.saved, wf.state)
 
     # -- the lease --------------------------------------------------------------------------
 
@@ -184,6 +221,9 @@ class Job:
                     beating = False
                 if checkpoint.kind == "action":
                     unsaved = True
+                elif checkpoint.kind == "transition":
+                    if self.history:
+                        self._transition()
                 elif checkpoint.kind == "before_action":
                     if self.stopping is not None and self.stopping.is_set():
                         self.commit(lease=False)      # hand it back: due at once

@@ -125,6 +125,38 @@ def logs(id: str):
     return {"items": items, "next_cursor": next_cursor}
 
 
+@bp.get("/workflows/<id>/history")
+def history(id: str):
+    """The state each step visit began with, oldest first, a page at a time."""
+    return runtime.history(id, cursor=request.args.get("cursor") or None,
+                           limit=limit_arg(100))
+
+
+@bp.get("/workflows/<id>/history/<int:seq>")
+def history_visit(id: str, seq: int):
+    """One visit: its state, the visit before it and the diff between their states."""
+    return runtime.visit(id, seq)
+
+
+@bp.get("/workflows/<id>/forks")
+def forks(id: str):
+    return runtime.forks(id)
+
+
+@bp.post("/workflows/<id>/fork")
+def fork(id: str):
+    """A new workflow from visit ``seq``: 201 with it (as POST /api/workflows)."""
+    data = body("seq", "id", "state")
+    if "seq" not in data:
+        raise Invalid("'seq' (the visit to fork from) is required.")
+    state = data.get("state")
+    if state is not None and not isinstance(state, dict):
+        raise Invalid("'state' must be a JSON object.")
+    row = runtime.fork(id, data["seq"], new_id=text_field(data, "id"), state=state)
+    answer, status = workflow(row, 201)
+    return answer, status, {"Location": url_for("api.get_workflow", id=answer["id"])}
+
+
 @bp.post("/workflows/<id>/events")
 def send_event(id: str):
     data = body("name", "payload", "idempotency_key")

@@ -174,7 +174,8 @@ def log_filters() -> dict:
     args = request.args
     return {"type": args.get("type") or None, "step": args.get("step") or None,
             "cursor": args.get("cursor") or None,
-            "page": "last" if args.get("page") == "last" else None}
+            "page": "last" if args.get("page") == "last" else None,
+            "at": args.get("at", type=int) if (args.get("at") or "").isdigit() else None}
 
 
 def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = None,
@@ -204,6 +205,11 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
                                 now_ms=workflow_now * 1000,
                                 link=lambda step: url_for("workflows.show", id=wf_id, step=step,
                                                           _anchor="audit-log"))
+    as_of = None
+    if filters["at"] and flow_cls is not None:
+        as_of, picture_then = as_of_entry(wf_id, flow_cls, filters["at"], total)
+        if picture_then is not None:
+            picture = picture_then
     timers = [w for w in wf["pending"] if w.get("type") == "timer"]
     events = [w for w in wf["pending"] if w.get("type") == "event"]
     deadlines = [w for w in events if w.get("timeoutAt")]
@@ -229,6 +235,9 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
     examples = dict(spec.examples or {}) if spec else {}
     return {
         "wf": wf,
+        "as_of": as_of,
+        "visit_seq": visit_seq,
+        "lineage": runtime.forks(wf_id),
         "schedule_id": scheduled_by(wf_id),
         "examples": examples,
         "clock_offset": wf["clock_offset"],
@@ -261,6 +270,36 @@ def detail_context(wf_id: str, failed: dict | None = None, notice: str | None = 
         # submitted twice, by a double click or a resent page, is delivered once.
         "idempotency_key": secrets.token_urlsafe(12),
     }
+
+
+AS_OF_ENTRIES = 1000      # the "as of entry n" diagram is drawn from at most this many
+
+
+def as_of_entry(wf_id: str, flow_cls, at: int, total: int):
+    """``?at=n``: (what the page says about entry n: the entry, the visit it belongs to and
+    the state that visit began with; the diagram of the path up to it)."""
+    at = max(1, min(at, total))
+    first = max(0, at - AS_OF_ENTRIES)
+    entries, _ = runtime.logs(wf_id, cursor=rules.encode_cursor(first) if first else None,
+                              limit=at - first)
+    if not entries:
+        return None, None
+    last = entries[-1]
+    status = last["type"] if last["type"] in ("finished", "failed", "cancelled") else "running"
+    picture = diagram.build(flow_cls, entries, status=status, step=last["_step"],
+                            of_entries=at,
+                            link=lambda step: url_for("workflows.show", id=wf_id, step=step,
+                                                      _anchor="audit-log"))
+    return {"n": at, "of": total, "entry": last, "visit": runtime.visit_at(wf_id, at)}, picture
+
+
+def visit_seq(entry: dict) -> int | None:
+    """The visit an audit-log entry begins (``init``: 0, ``transition``, ``forked``), or
+    None."""
+    values = entry.get("values") or {}
+    seq = {"init": 0, "transition": values.get("stepSeq"),
+           "forked": values.get("seq")}.get(entry.get("type"))
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
 
 
 def version_of(wf: dict) -> str:
@@ -402,6 +441,49 @@ def cancel(id: str):
 @bp.post("/workflows/<id>/retry")
 def retry(id: str):
     return act(id, "retry-form", lambda: runtime.retry(id), "Retrying the failed action.")
+
+
+# --- history: one visit, and fork --------------------------------------------------------------
+
+def render_visit(wf_id: str, seq: int, failed: dict | None = None, status: int = 200):
+    wf = runtime.describe(runtime.get(wf_id))
+    visit = runtime.visit(wf_id, seq)
+    rt = runtime.current()
+    known = visit["state_known"]
+    why_not = None
+    if not rt.history_on and not visit["current"]:
+        why_not = ("History is off (TINYFLOW_HISTORY): a workflow can be forked from its "
+                   "current visit only.")
+    start_state = (visit["state"] if known else wf["state"] if visit["current"] else None)
+    return render_template(
+        "workflows/visit.html", wf=wf, visit=visit, why_not=why_not,
+        changeable=access.can_change() and wf["flow"] in runtime.registry(),
+        start_state=start_state, failed=failed or {}), status
+
+
+@bp.get("/workflows/<id>/visits/<int:seq>")
+def visit_page(id: str, seq: int):
+    return render_visit(id, seq)
+
+
+@bp.post("/workflows/<id>/fork")
+def fork(id: str):
+    form = request.form
+    text = form.get("seq", "").strip()
+    if not text.isdigit():
+        abort(422, "Say which visit to fork from.")
+    seq = int(text)
+    try:
+        state = parse_state(form.get("state", "")) if form.get("state", "").strip() else None
+        row = runtime.fork(id, seq, new_id=form.get("id", "").strip() or None, state=state)
+    except (FormError, RuntimeProblem) as error:
+        if isinstance(error, runtime.NotFound) and "visit" not in str(error):
+            raise
+        failed = {"id": "fork-form", "message": str(error), "values": form.to_dict()}
+        return render_visit(id, seq, failed=failed, status=error.status)
+    info = runtime.summary(row)
+    flash(f"Forked {id} from visit {seq}: the new workflow {info['id']} is {info['status']}.")
+    return redirect(url_for("workflows.show", id=info["id"]), 303)
 
 
 @bp.get("/workflows/<id>/snapshot.json")
