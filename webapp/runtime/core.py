@@ -11,7 +11,6 @@ and the runner loop live in modules of their own.
 """
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import socket
@@ -31,7 +30,7 @@ from .registry import load_flows
 from .visits import HistoryCommands
 from .schedules import ScheduleCommands
 from .settings import SETTINGS, Settings
-from .unit import Heartbeat, Job, Stopping, ms
+from .unit import Heartbeat, Job, Stopping, ms, public
 
 log = logging.getLogger("webapp.runtime")
 
@@ -44,17 +43,7 @@ def owner_id(kind: str = "call") -> str:
     return f"{kind}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _unit(method):
-    """A public call: run in the runtime's context (the Flask app's, where it has one) and end
-    the thread's own session afterwards."""
-    @functools.wraps(method)
-    def call(self, *args, **kwargs):
-        with self.context():
-            try:
-                return method(self, *args, **kwargs)
-            finally:
-                self.store.end()
-    return call
+_unit = public      # see unit.public
 
 
 class Commands(ScheduleCommands, HistoryCommands):

@@ -42,7 +42,7 @@ from ..engine import Schedule, Status
 from . import answers, rules
 from .errors import Conflict, Invalid, NotFound, Unavailable
 from .registry import FlowsError
-from .unit import Job, ms
+from .unit import Job, ms, public
 
 log = logging.getLogger("webapp.runtime")
 
@@ -259,16 +259,7 @@ def _declared(flows: dict[str, type]) -> dict[str, tuple[str, Schedule]]:
 
 # --- the runtime's commands ------------------------------------------------------------------
 
-def _unit(method):
-    """As ``core._unit``: run in the runtime's context, end the thread's session after."""
-    @functools.wraps(method)
-    def call(self, *args, **kwargs):
-        with self.context():
-            try:
-                return method(self, *args, **kwargs)
-            finally:
-                self.store.end()
-    return call
+_unit = public      # see unit.public
 
 
 def _busy(call, *args):

@@ -13,6 +13,7 @@ so a writer that lost a race reloads and redoes instead of overwriting.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -27,6 +28,19 @@ log = logging.getLogger("webapp.runtime")
 # The latest time a row may hold (wake_at, updated_at, lease): the end of year 9999, the last
 # time Python's datetime (and so every answer and page) can show.
 MAX_MS = 253_402_300_799_999
+
+
+def public(method):
+    """A runtime's public call: run in the runtime's context (the Flask app's, where it has
+    one) and end the thread's own session afterwards."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with self.context():
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                self.store.end()
+    return call
 
 
 def ms(seconds: float) -> int:

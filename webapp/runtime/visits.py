@@ -14,13 +14,13 @@ one) and nothing cached, so that visit's actions run again; its log begins with
 """
 from __future__ import annotations
 
-import functools
 import json
 import uuid
 
 from .. import store as storage
 from . import answers, rules
 from .errors import Conflict, Invalid, NotFound
+from .unit import public
 
 MAX_SEQ = 2 ** 62
 
@@ -37,16 +37,7 @@ class StateUnknown(Conflict):
     code = "state_unknown"
 
 
-def _unit(method):
-    """As ``core._unit``: run in the runtime's context, end the thread's session after."""
-    @functools.wraps(method)
-    def call(self, *args, **kwargs):
-        with self.context():
-            try:
-                return method(self, *args, **kwargs)
-            finally:
-                self.store.end()
-    return call
+_unit = public      # see unit.public
 
 
 def diff(old, new, path: tuple = ()) -> list[dict]:

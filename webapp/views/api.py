@@ -5,7 +5,6 @@ code; a body that is not JSON is 400, JSON of the wrong shape 422, a body too la
 """
 from __future__ import annotations
 
-
 from flask import Blueprint, current_app, request, url_for
 
 from .. import runtime
