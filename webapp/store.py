@@ -869,6 +869,20 @@ class Store:
             return done
         return self.transaction(statements)
 
+    # -- login sessions (webapp.views.access) ----------------------------------------------
+
+    def add_login(self, id: str, at_ms: int) -> None:
+        self.transaction(lambda: self.session.execute(
+            insert(LoginSession.__table__), {"id": id, "created_at": at_ms}))
+
+    def login_is_live(self, id: str) -> bool:
+        return self.session.execute(select(LoginSession.id).where(
+            LoginSession.id == id)).first() is not None
+
+    def end_login(self, id: str) -> None:
+        self.transaction(lambda: self.session.execute(
+            LoginSession.__table__.delete().where(LoginSession.id == id)))
+
     def transaction(self, statements):
         """Run ``statements()`` and commit; roll back on any error. A locked SQLite database
         is tried again a few times, then Busy."""
@@ -903,17 +917,3 @@ class LoginSession(db.Model):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
-
-
-def add_login(id: str, at_ms: int) -> None:
-    db.session.add(LoginSession(id=id, created_at=at_ms))
-    db.session.commit()
-
-
-def login_is_live(id: str) -> bool:
-    return db.session.get(LoginSession, id) is not None
-
-
-def end_login(id: str) -> None:
-    db.session.execute(LoginSession.__table__.delete().where(LoginSession.id == id))
-    db.session.commit()

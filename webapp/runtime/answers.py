@@ -1,9 +1,7 @@
-"""What the runtime answers with: the API's dicts for a workflow, and audit-log entries (with
-the cache that keeps long logs cheap to read again)."""
+"""What the runtime answers with: the API's dicts for a workflow, and audit-log entries."""
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime, timezone
 
 from .. import store
@@ -73,33 +71,3 @@ def entry(log_row, n: bool = False) -> dict:
         raise broken(log_row.workflow_id, error) from None
     item = {"type": log_row.type, "values": values, "_at": log_row.at, "_step": log_row.step}
     return {"n": log_row.n, **item} if n else item
-
-
-class LogCache:
-    """The audit logs read lately, parsed. Entries are appended and never rewritten, so a log
-    read again (a page that polls a long history, its diagram) only reads and parses the
-    entries written since. Keyed by id and creation time (an id used again after a delete
-    starts afresh); at most ``size`` entries are kept, the least recently read dropped first."""
-
-    def __init__(self, size: int = 50_000):
-        self.size = size
-        self._logs: dict[tuple, list[dict]] = {}    # in order of use, the latest last
-        self._kept = 0
-        self._lock = threading.Lock()
-
-    def entries(self, db: store.Store, record: store.Record) -> list[dict]:
-        """The whole log of ``record`` (read just now, so its log_count is current)."""
-        key = (record.id, record.created_at)
-        with self._lock:
-            entries = self._logs.pop(key, [])
-            self._kept -= len(entries)
-        if len(entries) < record.log_count:         # a new list: other readers keep theirs
-            entries = entries + [entry(r) for r in db.log_rows(record.id, after=len(entries))]
-        with self._lock:
-            if key not in self._logs:
-                self._logs[key] = entries
-                self._kept += len(entries)
-            while self._kept > self.size and len(self._logs) > 1:
-                oldest = next(iter(self._logs))
-                self._kept -= len(self._logs.pop(oldest))
-        return list(entries)

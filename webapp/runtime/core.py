@@ -74,7 +74,6 @@ class Commands(ScheduleCommands, HistoryCommands):
         self.store = store
         self.context = context or nullcontext   # the Flask app's app_context, in the app
         self.flows: dict[str, type] = load_flows(settings["TINYFLOW_FLOWS"])
-        self.logs_cache = answers.LogCache()
         # Set by shutdown(): runs hand their workflow back before their next action, and
         # runners claim nothing more.
         self.stopping = threading.Event()
@@ -577,7 +576,7 @@ class Commands(ScheduleCommands, HistoryCommands):
         doc = answers.document(record, [])
         reason = None
         if record.status == Status.CANCELLED:
-            rows = self.store.log_rows(record.id, type="cancelled")
+            rows = self.store.log_rows(record.id, type="cancelled", limit=1, newest=True)
             if rows:
                 reason = answers.entry(rows[-1])["values"].get("reason")
         found = {**answers.summary(record), "state": doc["state"], "pending": pending,
@@ -650,9 +649,13 @@ class Commands(ScheduleCommands, HistoryCommands):
 
     @_unit
     def all_logs(self, id: str) -> list[dict]:
-        """The whole audit log as snapshot entries ``{type, values, _at, _step}`` (for the
-        diagram; the entries may be shared with other callers: read, do not change them)."""
-        return self.logs_cache.entries(self.store, self._get(id))
+        """The whole audit log as snapshot entries ``{type, values, _at, _step}`` (an export;
+        pages read ``recent_logs``, which costs what they show)."""
+        self._get(id)
+        return self._whole_log(id)
+
+    def _whole_log(self, id: str) -> list[dict]:
+        return [answers.entry(r) for r in self.store.log_rows(id)]
 
     @_unit
     def recent_logs(self, id: str, limit: int = 1000) -> tuple[list[dict], int]:
@@ -668,7 +671,7 @@ class Commands(ScheduleCommands, HistoryCommands):
     def snapshot(self, id: str) -> dict:
         """The whole snapshot document (engine format, audit log included)."""
         record = self._get(id)
-        return answers.document(record, self.logs_cache.entries(self.store, record))
+        return answers.document(record, self._whole_log(id))
 
     @_unit
     def import_snapshots(self, data, flow: str | None = None, *,

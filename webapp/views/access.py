@@ -28,7 +28,6 @@ from urllib.parse import urlsplit
 from flask import (Blueprint, current_app, g, redirect, render_template, request, session,
                    url_for)
 
-from .. import store
 from . import web
 
 bp = Blueprint("access", __name__)
@@ -39,6 +38,10 @@ SESSION_ID = "sid"                 # the random id of this login, live in store.
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 LOGIN_FAILURES, LOGIN_WINDOW = 10, 60.0   # failed logins allowed per address, per seconds
 OPEN_ENDPOINTS = frozenset({"static", "access.login", "access.logout"})
+
+
+def _store():
+    return current_app.extensions["tinyflow"].store
 
 
 def init_app(app) -> None:
@@ -108,7 +111,7 @@ def logged_in() -> bool:
         return False
     if "tinyflow_live" not in g:
         g.tinyflow_live = False      # a failing lookup (database away) counts as logged out
-        g.tinyflow_live = store.login_is_live(_session_hash(sid))
+        g.tinyflow_live = _store().login_is_live(_session_hash(sid))
     return g.tinyflow_live
 
 
@@ -261,7 +264,7 @@ def login():
                                message="That is not the access token."), 401
     session.clear()                  # a fresh session (and CSRF token) for the logged-in user
     sid = secrets.token_urlsafe(32)
-    store.add_login(_session_hash(sid), int(web.now() * 1000))
+    _store().add_login(_session_hash(sid), int(web.now() * 1000))
     session[SESSION_KEY] = _fingerprint(current_app.config["TINYFLOW_AUTH_TOKEN"])
     session[SESSION_ID] = sid
     return redirect(target, 303)
@@ -272,7 +275,7 @@ def logout():
     """Ends this login on the server too: a copy of the cookie no longer logs anyone in."""
     sid = session.pop(SESSION_ID, None)
     if isinstance(sid, str):
-        store.end_login(_session_hash(sid))
+        _store().end_login(_session_hash(sid))
     session.pop(SESSION_KEY, None)
     return redirect(url_for("workflows.index"), 303)
 
