@@ -118,6 +118,17 @@ def test_a_due_schedule_starts_its_workflow_once_and_the_runner_runs_it(rt, cloc
     assert workflow_ids(rt) == ["every-minute@2024-08-18T14:36:00Z"]
 
 
+def test_a_fired_workflow_has_its_history_from_its_first_visit(rt, clock):
+    rt.add_schedule("every-minute", "simple", "* * * * *", state={"n": 1})
+    clock.advance(30)
+    rt.fire_due_schedules()
+    rt.run_due()
+    items = rt.history("every-minute@2024-08-18T14:36:00Z")["items"]
+    assert [(v["seq"], v["step"], v["state_known"]) for v in items][0] == (0, "step_begin", True)
+    assert items[0]["state"] == {"n": 1}
+    assert len(items) >= 2 and all(v["state_known"] for v in items)
+
+
 def test_the_runners_pass_fires_due_schedules(rt, clock):
     rt.add_schedule("s", "simple", "* * * * *")
     clock.advance(30)

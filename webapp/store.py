@@ -824,7 +824,7 @@ class Store:
         """One transaction: read up to ``limit`` schedules of ``flows`` due by ``now_ms``
         (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so workers share them), and for each one
         ``plan(record, last_status)`` -> ``(values, start)`` or None (leave it): the
-        schedule's new values, and the workflow to start (``(row values, log rows)`` or None).
+        schedule's new values, and the workflow to start (``(row values, log rows, visit rows)`` or None).
         ``last_status`` is the status of its last workflow. Each schedule is advanced
         version-checked and its workflow inserted in the same transaction, so a fire happens
         once or not at all (a crash rolls both back); a workflow whose id is taken already (a
@@ -860,10 +860,12 @@ class Store:
                     continue          # another worker advanced it first: its fire, not ours
                 started = None
                 if start is not None and start[0]["id"] not in taken:
-                    row, logs = start
+                    row, logs, visits = start
                     _INSERT_WORKFLOW.run(connection, row)
                     if logs:
                         _INSERT_LOG.run(connection, logs)
+                    if visits:
+                        _INSERT_VISIT[connection.dialect.name].run(connection, visits)
                     started = row["id"]
                 done.append((record, started))
             return done

@@ -457,15 +457,17 @@ class ScheduleCommands:
         return len(done)
 
     def _first_row(self, record: storage.ScheduleRecord, wid: str, now: float):
-        """The row (and log rows) of a new, not yet run workflow of the schedule: ``running``
+        """The row (log rows, first visit) of a new, not yet run workflow of the schedule: ``running``
         and due now, so a runner's next claim runs it."""
         cls = self.flows[record.flow]
         wf = cls(state=json.loads(record.state), now=now)
         job = Job(wf, id=wid, flow=record.flow, owner="", version=None, log_count=0,
                   flow_version=cls.version, created_at=ms(now), store=self.store, now=now,
-                  clock=self.clock, lease_ms=self.lease_ms)
+                  clock=self.clock, lease_ms=self.lease_ms, history=self.history_on)
+        if job.history:          # its first visit, as a start records it
+            job.record_visit(0, wf.step, wf.to_json()["logs"][0]["_at"], 1, wf.state)
         values, new = job.values(lease=False)
-        return {"id": wid, **values}, storage.log_params(wid, 1, new)
+        return {"id": wid, **values}, storage.log_params(wid, 1, new), job.visits
 
     @_unit
     def sync_declared_schedules(self, now=None) -> list[str]:
