@@ -463,9 +463,10 @@ class ScheduleCommands:
         wf = cls(state=json.loads(record.state), now=now)
         job = Job(wf, id=wid, flow=record.flow, owner="", version=None, log_count=0,
                   flow_version=cls.version, created_at=ms(now), store=self.store, now=now,
-                  clock=self.clock, lease_ms=self.lease_ms)
+                  clock=self.clock, lease_ms=self.lease_ms, stats=self.stats_on)
         values, new = job.values(lease=False)
-        return {"id": wid, **values}, storage.log_params(wid, 1, new)
+        return {"id": wid, **values}, storage.log_params(wid, 1, new), job.stat_rows(values,
+                                                                                      new)[0]
 
     @_unit
     def sync_declared_schedules(self, now=None) -> list[str]:
