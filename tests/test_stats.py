@@ -29,7 +29,7 @@ def counters(rt) -> set:
     with rt.context():
         rows = rt.store.session.execute(STAT.select()).all()
         rt.store.end()
-    return {(r.flow, r.kind, r.hour, r.a, r.b, r.n, r.v) for r in rows if r.n or r.v}
+    return {(r.flow, r.kind, r.period, r.a, r.b, r.n, r.v) for r in rows if r.n or r.v}
 
 
 def recounted(rt) -> set:
@@ -107,20 +107,28 @@ def test_retry_keeps_the_visit_and_counts_each_failure(rt, clock, tmp_path):
     assert recounted(rt) == before
 
 
-def test_the_window_selects_workflows_by_creation_hour(rt, clock):
+def test_the_window_selects_workflows_by_creation_day(rt, clock):
     rt.start("simple", id="early")
-    clock.advance(3 * 3600)
+    clock.advance(3 * 86400)
     rt.start("simple", id="late")
-    late_hour = rt.get("late")["created_at"][:13] + ":00:00Z"
+    late_day = rt.get("late")["created_at"][:10] + "T00:00:00Z"
+    assert late_day == "2024-08-21T00:00:00Z"
     assert rt.flow_stats("simple")["workflows"] == 2
-    window = rt.flow_stats("simple", since=late_hour)
-    assert window["workflows"] == 1 and window["since"] == late_hour
-    assert rt.flow_stats("simple", until=late_hour)["workflows"] == 1
+    window = rt.flow_stats("simple", since="2024-08-21T15:00Z")    # from its whole day
+    assert window["workflows"] == 1 and window["since"] == late_day
+    assert window["steps"]["step_end"]["visits"] == 1
+    assert rt.flow_stats("simple", until="2024-08-20")["workflows"] == 1
+    assert rt.flow_stats("simple", since="2024-08-18", until="2024-08-21T00:00Z")[
+        "workflows"] == 1
     assert rt.flow_stats("simple", since="2000-01-01", until="2000-01-02")["workflows"] == 0
-    hours = rt.flow_activity("simple", "hour")["items"]
-    assert [i["started"] for i in hours] == [1, 0, 0, 1]     # gaps filled, oldest first
     days = rt.flow_activity("simple", "day")["items"]
-    assert [i["started"] for i in days] == [2] and days[0]["t"] == "2024-08-18T00:00:00Z"
+    assert [i["started"] for i in days] == [1, 0, 0, 1]      # gaps filled, oldest first
+    assert days[0]["t"] == "2024-08-18T00:00:00Z"
+    hours = rt.flow_activity("simple", "hour")["items"]
+    assert len(hours) == 73 and hours[0]["started"] == hours[-1]["started"] == 1
+    assert rt.flow_activity("simple", "hour", since="2024-08-21T14:00Z")["items"] == [
+        {"t": "2024-08-21T14:00:00Z", "started": 1, "finished": 1, "failed": 0,
+         "cancelled": 0}]
 
 
 def test_imported_and_scheduled_workflows_count(rt, clock):

@@ -154,15 +154,15 @@ class StatusCount(db.Model):
 
 class FlowStat(db.Model):
     """One counter of a flow's statistics (webapp.runtime.stats says what each ``kind``
-    counts): ``n`` and a sum ``v``, by ``hour`` (epoch hours) and up to two names (``""``:
-    none). Commits add to them in their own transaction, so they are never recounted per
+    counts): ``n`` and a sum ``v``, by ``period`` (epoch hours, epoch days, or -1: all time)
+    and up to two names (``""``: none). Commits add to them in their own transaction, so they are never recounted per
     read."""
 
     __tablename__ = "flow_stat"
 
     flow: Mapped[str] = mapped_column(String(200), primary_key=True)
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
-    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    period: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     a: Mapped[str] = mapped_column(String(200), primary_key=True)
     b: Mapped[str] = mapped_column(String(200), primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger)
@@ -407,7 +407,7 @@ _INSERT_VISIT = {"sqlite": _upsert_visit(sqlite_dialect),
 def _add_stats(module):
     statement = module.insert(STAT)
     return _Prepared(statement.on_conflict_do_update(
-        index_elements=[STAT.c.flow, STAT.c.kind, STAT.c.hour, STAT.c.a, STAT.c.b],
+        index_elements=[STAT.c.flow, STAT.c.kind, STAT.c.period, STAT.c.a, STAT.c.b],
         set_={"n": STAT.c.n + statement.excluded.n, "v": STAT.c.v + statement.excluded.v}))
 
 
@@ -708,32 +708,37 @@ class Store:
 
     # -- flow statistics (webapp.runtime.stats) -------------------------------------------
 
-    def stat_sums(self, flow: str, first_hour: int | None = None,
-                  last_hour: int | None = None) -> list:
-        """``(kind, a, b, n, v)`` of ``flow``'s counters of workflows created in hours
-        ``[first_hour, last_hour)``, summed over those hours (activity left out)."""
+    def stat_sums(self, flow: str, first_day: int | None = None,
+                  last_day: int | None = None) -> list:
+        """``(kind, a, b, n, v)`` of ``flow``'s counters of workflows created in days
+        ``[first_day, last_day)`` (both None: the all-time counters), summed over those
+        days (activity left out)."""
         stmt = (select(STAT.c.kind, STAT.c.a, STAT.c.b, func.sum(STAT.c.n), func.sum(STAT.c.v))
                 .where(STAT.c.flow == flow, STAT.c.kind.in_(["at", "edge", "time", "visit"])))
-        if first_hour is not None:
-            stmt = stmt.where(STAT.c.hour >= first_hour)
-        if last_hour is not None:
-            stmt = stmt.where(STAT.c.hour < last_hour)
+        if first_day is None and last_day is None:
+            stmt = stmt.where(STAT.c.period == -1)
+        else:
+            stmt = stmt.where(STAT.c.period >= max(0, first_day or 0))
+            if last_day is not None:
+                stmt = stmt.where(STAT.c.period < last_day)
         return self.session.execute(stmt.group_by(STAT.c.kind, STAT.c.a, STAT.c.b)).all()
 
     def activity_rows(self, flows=None, since_hour: int | None = None) -> list:
         """``(flow, hour, what, n)`` of the activity counters of ``flows`` (None: all)."""
-        stmt = select(STAT.c.flow, STAT.c.hour, STAT.c.a, STAT.c.n).where(STAT.c.kind == "act")
+        stmt = select(STAT.c.flow, STAT.c.period, STAT.c.a, STAT.c.n).where(
+            STAT.c.kind == "act")
         if flows is not None:
             stmt = stmt.where(STAT.c.flow.in_(list(flows)))
         if since_hour is not None:
-            stmt = stmt.where(STAT.c.hour >= since_hour)
-        return self.session.execute(stmt.order_by(STAT.c.flow, STAT.c.hour)).all()
+            stmt = stmt.where(STAT.c.period >= since_hour)
+        return self.session.execute(stmt.order_by(STAT.c.flow, STAT.c.period)).all()
 
     def stat_statuses(self) -> dict[str, dict[str, int]]:
-        """``{flow: {status: count}}`` from the counters, every flow that has any."""
+        """``{flow: {status: count}}`` from the all-time counters, every flow that has any."""
         found: dict[str, dict[str, int]] = {}
         for flow, status, n in self.session.execute(
-                select(STAT.c.flow, STAT.c.a, func.sum(STAT.c.n)).where(STAT.c.kind == "at")
+                select(STAT.c.flow, STAT.c.a, func.sum(STAT.c.n))
+                .where(STAT.c.kind == "at", STAT.c.period == -1)
                 .group_by(STAT.c.flow, STAT.c.a)):
             found.setdefault(flow, {})[status] = int(n)
         return found

@@ -3,17 +3,21 @@
 Pure Python. Each commit adds counter deltas (``deltas``) to the ``flow_stat`` table in the
 transaction that writes the workflow, so the figures are a sum over a few rows, never a scan
 of the logs.
-Counters are keyed by the flow, a kind, an hour and up to two names:
+Counters are keyed by the flow, a kind, a period and up to two names:
 
-- ``at``    (status, step): workflows in that status at that step, by the hour each was created
-- ``visit`` (step): visits begun (``init``, ``transition``, ``forked``), by creation hour
+- ``at``    (status, step): workflows in that status at that step
+- ``visit`` (step): visits begun (``init``, ``transition``, ``forked``)
 - ``edge``  (from, to): transitions; ``""`` is the start (``from``) or the end (``to``)
 - ``time``  (step, bucket): visits ended, by log-scale bucket of their length, and their sum
-- ``act``   (started | finished | failed | cancelled): by the hour it happened
+- ``act``   (started | finished | failed | cancelled): by the hour (epoch hours) it happened
+
+The first four are kept twice: by the day (epoch days, UTC) each workflow was created, and
+for all time (period ``ALL``), so the whole flow is a read of a few hundred rows at any age
+and a window a sum over its days.
 
 A visit ends at the next transition, or when the workflow finishes or is cancelled; a failed
 workflow's visit stays open (a retry goes on with it). ``since``/``until`` select workflows by
-creation hour, so a window is whole hours. ``rebuild`` recounts everything from the audit
+creation day, so a window is whole days. ``rebuild`` recounts everything from the audit
 logs with the same ``deltas`` (a whole log read as one commit from nothing), which is what the
 maintained figures must equal.
 """
@@ -24,6 +28,8 @@ import math
 from collections.abc import Iterable
 
 HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+ALL = -1                      # the period of the all-time counters
 # Buckets grow by RATIO: a visit's time is known to within sqrt(RATIO) - 1 (under 4 %) of
 # the bucket's middle, so p50 and p95 are within 5 % of the exact ones.
 RATIO = 1.08
@@ -46,6 +52,10 @@ def hour(ms: int) -> int:
     return int(ms) // HOUR_MS
 
 
+def day(ms: int) -> int:
+    return int(ms) // DAY_MS
+
+
 def _at(entry: dict) -> int | None:
     at = entry.get("_at")
     return int(at) if isinstance(at, (int, float)) and not isinstance(at, bool) else None
@@ -62,16 +72,21 @@ class Tally:
         self.flow = flow
         self.counts: dict[tuple, list[int]] = {}
 
-    def add(self, kind: str, hour_: int, a: str, b: str = "", n: int = 1, v: int = 0) -> None:
-        found = self.counts.setdefault((kind, hour_, a, b), [0, 0])
+    def add(self, kind: str, period: int, a: str, b: str = "", n: int = 1, v: int = 0) -> None:
+        found = self.counts.setdefault((kind, period, a, b), [0, 0])
         found[0] += n
         found[1] += v
+
+    def both(self, kind: str, born: int, a: str, b: str = "", n: int = 1, v: int = 0) -> None:
+        """Add to the creation day ``born`` and to all time."""
+        self.add(kind, born, a, b, n, v)
+        self.add(kind, ALL, a, b, n, v)
 
     def rows(self) -> list[dict]:
         """The store's parameters, sorted by key (concurrent writers on PostgreSQL then lock
         counter rows in one order: no deadlock), without the deltas that cancel out."""
-        return [{"flow": self.flow, "kind": k, "hour": h, "a": a, "b": b, "n": n, "v": v}
-                for (k, h, a, b), (n, v) in sorted(self.counts.items()) if n or v]
+        return [{"flow": self.flow, "kind": k, "period": p, "a": a, "b": b, "n": n, "v": v}
+                for (k, p, a, b), (n, v) in sorted(self.counts.items()) if n or v]
 
 
 def deltas(tally: Tally, created_at: int, was: tuple[str, str] | None,
@@ -81,13 +96,13 @@ def deltas(tally: Tally, created_at: int, was: tuple[str, str] | None,
     ``began`` is when its open visit began (ms), or a callable that looks it up (only called
     when an entry ends a visit begun before these entries). Returns when the open visit
     began, after them."""
-    born = hour(created_at)
+    born = day(created_at)
     if was is None:
-        tally.add("act", born, "started")
+        tally.add("act", hour(created_at), "started")
     if was != now:
         if was is not None:
-            tally.add("at", born, was[0], was[1], -1)
-        tally.add("at", born, now[0], now[1])
+            tally.both("at", born, was[0], was[1], -1)
+        tally.both("at", born, now[0], now[1])
     open_at, looked_up = began, not callable(began)
     at_step: str | None = was[1] if was is not None else None
 
@@ -97,7 +112,7 @@ def deltas(tally: Tally, created_at: int, was: tuple[str, str] | None,
             open_at, looked_up = open_at(), True
         if step is not None and at is not None and open_at is not None:
             spent = max(0, at - open_at)
-            tally.add("time", born, step, str(bucket(spent)), 1, spent)
+            tally.both("time", born, step, str(bucket(spent)), 1, spent)
 
     for entry in entries:
         kind, at = entry.get("type"), _at(entry)
@@ -107,8 +122,8 @@ def deltas(tally: Tally, created_at: int, was: tuple[str, str] | None,
             first = _name(values.get("defaultStep")) if kind == "init" else None
             at_step = first or step
             if at_step is not None:
-                tally.add("visit", born, at_step)
-                tally.add("edge", born, "", at_step)
+                tally.both("visit", born, at_step)
+                tally.both("edge", born, "", at_step)
             open_at, looked_up = at, True
         elif kind == "transition":
             src, dst = _name(values.get("from")) or at_step, _name(values.get("to")) or step
@@ -116,14 +131,14 @@ def deltas(tally: Tally, created_at: int, was: tuple[str, str] | None,
                 continue
             close(src, at)
             if src is not None:
-                tally.add("edge", born, src, dst)
-            tally.add("visit", born, dst)
+                tally.both("edge", born, src, dst)
+            tally.both("visit", born, dst)
             at_step, open_at, looked_up = dst, at, True
         elif kind == "finished" or kind == "cancelled":
             where = step or at_step
             close(where, at)
             if kind == "finished" and where is not None:
-                tally.add("edge", born, where, "")
+                tally.both("edge", born, where, "")
             open_at, looked_up = None, True
             if at is not None:
                 tally.add("act", hour(at), kind)
@@ -137,7 +152,7 @@ def merged(rows: list[dict]) -> list[dict]:
     tallies: dict[str, Tally] = {}
     for row in rows:
         tally = tallies.get(row["flow"]) or tallies.setdefault(row["flow"], Tally(row["flow"]))
-        tally.add(row["kind"], row["hour"], row["a"], row["b"], row["n"], row["v"])
+        tally.add(row["kind"], row["period"], row["a"], row["b"], row["n"], row["v"])
     return [row for flow in sorted(tallies) for row in tallies[flow].rows()]
 
 

@@ -6,7 +6,7 @@ import math
 
 from ..engine import Status
 from . import answers, rules
-from .counters import HOUR_MS, RATIO, Recount, bucket_value, hour
+from .counters import DAY_MS, HOUR_MS, RATIO, Recount, bucket_value, day, hour
 from .errors import Invalid
 from .unit import ms, public
 
@@ -104,18 +104,18 @@ def activity_items(rows, bucket_kind: str, since_ms: int | None, now_ms: int) ->
 
 
 def window(since: str | None, until: str | None) -> tuple[int | None, int | None]:
-    """``since``/``until`` (ISO 8601 text) as creation hours: since rounded down, until up
-    (exclusive), so that a window is whole hours."""
+    """``since``/``until`` (ISO 8601 text) as creation days (UTC): since rounded down, until
+    up (exclusive), so that a window is whole days."""
     since_ms = rules.moment(since, "since", error=Invalid) if since else None
     until_ms = rules.moment(until, "until", error=Invalid) if until else None
     if since_ms is not None and until_ms is not None and until_ms < since_ms:
         raise Invalid("'until' must not be before 'since'")
-    return (None if since_ms is None else hour(since_ms),
-            None if until_ms is None else -(-until_ms // HOUR_MS))
+    return (None if since_ms is None else day(since_ms),
+            None if until_ms is None else -(-until_ms // DAY_MS))
 
 
-def iso_hour(h: int | None) -> str | None:
-    return None if h is None else answers.iso(h * HOUR_MS).replace(".000Z", "Z")
+def iso_day(d: int | None) -> str | None:
+    return None if d is None else answers.iso(d * DAY_MS).replace(".000Z", "Z")
 
 
 class StatsCommands:
@@ -129,14 +129,14 @@ class StatsCommands:
     def flow_stats(self, name: str, since: str | None = None,
                    until: str | None = None) -> dict:
         """DESIGN.md's stats answer for flow ``name``: workflows created in ``[since,
-        until)`` (whole hours), their statuses, each step's visits, ``now`` (running,
+        until)`` (whole UTC days), their statuses, each step's visits, ``now`` (running,
         waiting or failed there), ``failed`` and ``time_ms``, and the transitions taken.
         Unknown flow -> NotFound; a time that is not ISO 8601 -> Invalid."""
         cls = self.flow_class(name)
         first, last = window(since, until)
         rows = self.store.stat_sums(name, first, last)
-        return {"flow": name, **summarise(cls, rows), "since": iso_hour(first),
-                "until": iso_hour(last), "recording": self.stats_on}
+        return {"flow": name, **summarise(cls, rows), "since": iso_day(first),
+                "until": iso_day(last), "recording": self.stats_on}
 
     @public
     def flow_activity(self, name: str, bucket: str = "hour", since: str | None = None) -> dict:
