@@ -205,3 +205,13 @@ def test_every_setting_is_in_the_readme_table_and_every_name_the_code_reads_is_a
     assert table == names
     code = "\n".join(p.read_text() for p in (ROOT / "webapp").rglob("*.py"))
     assert set(re.findall(r"TINYFLOW_[A-Z_]+[A-Z]", code)) <= names
+
+
+def test_the_flow_statistics(env_app):
+    kept = env_app()
+    assert start(kept).status_code == 201
+    assert kept.test_client().get("/api/flows/simple/stats").json["workflows"] == 1
+    off = env_app(TINYFLOW_STATS="off")
+    assert start(off).status_code == 201
+    answer = off.test_client().get("/api/flows/simple/stats").json
+    assert answer["recording"] is False and answer["workflows"] == 1   # the first one only

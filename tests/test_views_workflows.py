@@ -41,8 +41,11 @@ def api(client, id):
 
 # --- the list --------------------------------------------------------------------------------
 
-def test_home_goes_to_the_list(client):
-    assert client.get("/").headers["Location"].endswith("/workflows")
+def test_home_is_the_overview_linking_to_the_list(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "<h1>Overview</h1>" in html and 'href="/workflows?flow=simple"' in html
 
 
 def test_the_list_shows_each_workflow_at_a_glance(client, clock):

@@ -1,5 +1,5 @@
 """The ``tiny-workflow`` command: serve, worker, demo, play, start, import, export, list,
-send."""
+send, schedule, stats."""
 from __future__ import annotations
 
 import click
@@ -341,11 +341,36 @@ def demo():
 # -- schedules --------------------------------------------------------------------------------
 
 @main.group()
+def stats():
+    """Flow statistics: show a flow's, or rebuild them all from the audit logs."""
+
+
+@stats.command("rebuild")
+def stats_rebuild():
+    """Recount every flow's statistics from the audit logs (one transaction): after a run
+    with TINYFLOW_STATS off, or to check the figures."""
+    read = _call_runtime("rebuild_stats")
+    click.echo(f"recounted the statistics of {read} workflow(s)")
+
+
+@stats.command("show")
+@click.argument("flow")
+@click.option("--since", help="Only workflows created from then on (ISO 8601).")
+@click.option("--until", help="Only workflows created before then (ISO 8601).")
+def stats_show(flow, since, until):
+    """Print FLOW's statistics as GET /api/flows/FLOW/stats answers."""
+    import json
+
+    click.echo(json.dumps(_call_runtime("flow_stats", flow, since, until), indent=2,
+                          ensure_ascii=False))
+
+
+@main.group()
 def schedule():
     """Schedules: start workflows on a calendar (list, add, pause, resume, trigger, delete)."""
 
 
-def _schedule_call(method: str, *args, **kwargs):
+def _call_runtime(method: str, *args, **kwargs):
     """Call the app's Runtime; a refusal is one line (exit status 2 for bad input, else 1)."""
     from . import runtime
 
@@ -397,7 +422,7 @@ def schedule_add(id, flow, cron, state, timezone, overlap, catchup):
             state = rules.loads(state, "--state")
         except ValueError as error:
             raise _Refused(f"--state is not a JSON object: {error}") from None
-    record = _schedule_call("add_schedule", id, flow, cron, state=state, timezone=timezone,
+    record = _call_runtime("add_schedule", id, flow, cron, state=state, timezone=timezone,
                             overlap=overlap, catchup=catchup)
     click.echo(json.dumps(runtime.current().schedule_answer(record), indent=2,
                           ensure_ascii=False))
@@ -412,10 +437,10 @@ def _schedule_verb(verb: str, help: str):
         from . import runtime
 
         if verb == "delete":
-            _schedule_call("delete_schedule", id)
+            _call_runtime("delete_schedule", id)
             click.echo(f"deleted schedule {id} (the workflows it started are kept)")
             return
-        result = _schedule_call(f"{verb}_schedule", id)
+        result = _call_runtime(f"{verb}_schedule", id)
         rt = runtime.current()
         answer = rt.describe(result) if verb == "trigger" else rt.schedule_answer(result)
         click.echo(json.dumps(answer, indent=2, ensure_ascii=False))

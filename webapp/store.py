@@ -152,6 +152,25 @@ class StatusCount(db.Model):
     n: Mapped[int]
 
 
+class FlowStat(db.Model):
+    """One counter of a flow's statistics (webapp.runtime.stats says what each ``kind``
+    counts): ``n`` and a sum ``v``, by ``period`` (epoch hours, epoch days, or -1: all time)
+    and up to two names (``""``: none). Commits add to them in their own transaction, so they are never recounted per
+    read."""
+
+    __tablename__ = "flow_stat"
+
+    flow: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    period: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    a: Mapped[str] = mapped_column(String(200), primary_key=True)
+    b: Mapped[str] = mapped_column(String(200), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+    v: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+
 class ScheduleRow(db.Model):
     """A schedule: start a workflow of ``flow`` with ``state`` at each time ``cron`` names (in
     ``timezone``). ``next_at`` is its next fire (NULL while paused); ``last_at`` the fire time
@@ -254,6 +273,7 @@ COUNT = StatusCount.__table__
 SCHEDULE = ScheduleRow.__table__
 VISIT = VisitRow.__table__
 VISIT_COLUMNS = tuple(VISIT.c.keys())
+STAT = FlowStat.__table__
 
 
 class Stale(Exception):
@@ -382,6 +402,17 @@ def _upsert_visit(module):
 # taken over wrote) is replaced: recording history never fails a commit.
 _INSERT_VISIT = {"sqlite": _upsert_visit(sqlite_dialect),
                  "postgresql": _upsert_visit(postgresql_dialect)}
+
+
+def _add_stats(module):
+    statement = module.insert(STAT)
+    return _Prepared(statement.on_conflict_do_update(
+        index_elements=[STAT.c.flow, STAT.c.kind, STAT.c.period, STAT.c.a, STAT.c.b],
+        set_={"n": STAT.c.n + statement.excluded.n, "v": STAT.c.v + statement.excluded.v}))
+
+
+# Counter deltas (rows sorted by key by their maker: writers lock them in one order).
+_ADD_STATS = {"sqlite": _add_stats(sqlite_dialect), "postgresql": _add_stats(postgresql_dialect)}
 _LOAD = select(WORKFLOW).where(WORKFLOW.c.id == bindparam("id"))
 _UPDATE_SCHEDULE = _Prepared(update(SCHEDULE).where(
     SCHEDULE.c.id == bindparam("where_id"), SCHEDULE.c.version == bindparam("where_version")))
@@ -633,10 +664,12 @@ class Store:
     # -- writing ----------------------------------------------------------------------------
 
     def write(self, id: str, version: int | None, values: dict, logs: list[dict],
-              event_key: str | None = None, visits: list[dict] | None = None) -> None:
+              event_key: str | None = None, visits: list[dict] | None = None,
+              stats: list[dict] | None = None) -> None:
         """Insert (``version`` None) or version-checked update of one workflow row, with its
         new log rows (and an idempotency key, and the step visits begun since the last
-        write: ``visit_params``), in one transaction, committed.
+        write: ``visit_params``, and the flow statistics' counter deltas: ``stats``), in one
+        transaction, committed.
 
         Raises Stale when the row is not at ``version`` any more, Duplicate when the id or the
         key is taken, Busy when SQLite stays locked.
@@ -655,18 +688,104 @@ class Store:
             if event_key is not None:
                 self.session.execute(insert(EVENT_KEY), {"workflow_id": id, "key": event_key,
                                                          "created_at": values["updated_at"]})
+            if stats:
+                _ADD_STATS[connection.dialect.name].run(connection, stats)
         self.transaction(statements)
 
     def insert_many(self, rows: list[dict], logs: list[dict],
-                    visits: list[dict] | None = None) -> None:
-        """Insert whole workflows (an import) in one transaction."""
+                    visits: list[dict] | None = None, stats: list[dict] | None = None) -> None:
+        """Insert whole workflows (an import) in one transaction, with their counter deltas."""
         def statements():
             self.session.execute(insert(WORKFLOW), rows)
             for i in range(0, len(logs), 5000):
                 self.session.execute(insert(LOG), logs[i:i + 5000])
             for i in range(0, len(visits or ()), 5000):
                 self.session.execute(insert(VISIT), visits[i:i + 5000])
+            if stats:
+                connection = self.session.connection()
+                _ADD_STATS[connection.dialect.name].run(connection, stats)
         self.transaction(statements)
+
+    # -- flow statistics (webapp.runtime.stats) -------------------------------------------
+
+    def stat_sums(self, flow: str, first_day: int | None = None,
+                  last_day: int | None = None) -> list:
+        """``(kind, a, b, n, v)`` of ``flow``'s counters of workflows created in days
+        ``[first_day, last_day)`` (both None: the all-time counters), summed over those
+        days (activity left out)."""
+        stmt = (select(STAT.c.kind, STAT.c.a, STAT.c.b, func.sum(STAT.c.n), func.sum(STAT.c.v))
+                .where(STAT.c.flow == flow, STAT.c.kind.in_(["at", "edge", "time", "visit"])))
+        if first_day is None and last_day is None:
+            stmt = stmt.where(STAT.c.period == -1)
+        else:
+            stmt = stmt.where(STAT.c.period >= max(0, first_day or 0))
+            if last_day is not None:
+                stmt = stmt.where(STAT.c.period < last_day)
+        return self.session.execute(stmt.group_by(STAT.c.kind, STAT.c.a, STAT.c.b)).all()
+
+    def activity_rows(self, flows=None, since_hour: int | None = None) -> list:
+        """``(flow, hour, what, n)`` of the activity counters of ``flows`` (None: all)."""
+        stmt = select(STAT.c.flow, STAT.c.period, STAT.c.a, STAT.c.n).where(
+            STAT.c.kind == "act")
+        if flows is not None:
+            stmt = stmt.where(STAT.c.flow.in_(list(flows)))
+        if since_hour is not None:
+            stmt = stmt.where(STAT.c.period >= since_hour)
+        return self.session.execute(stmt.order_by(STAT.c.flow, STAT.c.period)).all()
+
+    def stat_statuses(self) -> dict[str, dict[str, int]]:
+        """``{flow: {status: count}}`` from the all-time counters, every flow that has any."""
+        found: dict[str, dict[str, int]] = {}
+        for flow, status, n in self.session.execute(
+                select(STAT.c.flow, STAT.c.a, func.sum(STAT.c.n))
+                .where(STAT.c.kind == "at", STAT.c.period == -1)
+                .group_by(STAT.c.flow, STAT.c.a)):
+            found.setdefault(flow, {})[status] = int(n)
+        return found
+
+    def visit_began(self, id: str) -> int | None:
+        """When the open visit of workflow ``id`` began: the time of its last log entry that
+        begins one (init, transition, forked)."""
+        return self.session.execute(
+            select(LOG.c.at).where(LOG.c.workflow_id == id,
+                                   LOG.c.type.in_(["init", "transition", "forked"]))
+            .order_by(LOG.c.n.desc()).limit(1)).scalar()
+
+    def rebuild_stats(self, recount, chunk: int = 500) -> int:
+        """Replace every counter with a recount, in one transaction: ``recount(flow,
+        created_at, status, step, log rows)`` is called for each workflow, then
+        ``recount.rows()`` gives the counter rows to store. Returns how many workflows were
+        read."""
+        session = self.session
+
+        def statements():
+            session.execute(delete(STAT))
+            read, after = 0, None
+            while True:
+                stmt = select(WORKFLOW.c.id, WORKFLOW.c.flow, WORKFLOW.c.created_at,
+                              WORKFLOW.c.status, WORKFLOW.c.step).order_by(WORKFLOW.c.id)
+                if after is not None:
+                    stmt = stmt.where(WORKFLOW.c.id > after)
+                batch = session.execute(stmt.limit(chunk)).all()
+                if not batch:
+                    break
+                logs: dict[str, list] = {}
+                for row in session.execute(
+                        select(LOG.c.workflow_id, LOG.c.type, LOG.c.step, LOG.c.at,
+                               LOG.c.values_json)
+                        .where(LOG.c.workflow_id.in_([w.id for w in batch]))
+                        .order_by(LOG.c.workflow_id, LOG.c.n)):
+                    logs.setdefault(row.workflow_id, []).append(row)
+                for w in batch:
+                    recount(w.flow, w.created_at, w.status, w.step, logs.get(w.id, []))
+                read += len(batch)
+                after = batch[-1].id
+            rows = recount.rows()
+            if rows:
+                connection = session.connection()
+                _ADD_STATS[connection.dialect.name].run(connection, rows)
+            return read
+        return self.transaction(statements)
 
     def claim_due(self, now_ms: int, flows, owner: str, lease_ms: int,
                   limit: int) -> list[Record]:
@@ -860,12 +979,14 @@ class Store:
                     continue          # another worker advanced it first: its fire, not ours
                 started = None
                 if start is not None and start[0]["id"] not in taken:
-                    row, logs, visits = start
+                    row, logs, visits, stats = start
                     _INSERT_WORKFLOW.run(connection, row)
                     if logs:
                         _INSERT_LOG.run(connection, logs)
                     if visits:
                         _INSERT_VISIT[connection.dialect.name].run(connection, visits)
+                    if stats:
+                        _ADD_STATS[connection.dialect.name].run(connection, stats)
                     started = row["id"]
                 done.append((record, started))
             return done

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import graphviz
 
-from .words import plural, stats
+from .words import duration, plural, stats
 
 # Node names in the DOT: a step keeps its own name when that is a plain identifier (always so
 # for Python methods); anything else (user data from old logs) gets a synthetic name starting
@@ -32,19 +32,71 @@ _STROKE = {"current": "#1d4ed8", "failed": "#b91c1c", "waiting": "#b45309", "vis
 
 def to_dot(d) -> str:
     """The DOT source of diagram ``d`` (a ``model.Diagram``)."""
-    g = _graph(d.flow, "history" if d.history else "static")
+    g = _graph(d.flow, "history fleet" if d.fleet else "history" if d.history else "static")
     names = _node_names([node.name for node in d.nodes])
-    _start(g, names[d.first], taken=d.history)
+    most = d.max_count if d.fleet else None
+    _start(g, names[d.first], taken=d.history and (not d.fleet or bool(d.starts)),
+           count=d.starts, most=most)
     for node in d.nodes:
-        _node(g, names[node.name], node, history=d.history)
+        if d.fleet:
+            _fleet_node(g, names[node.name], node)
+        else:
+            _node(g, names[node.name], node, history=d.history)
     for a, b, n in d.edges:
         if d.history:
-            _edge(g, names[a], names[b], a, b, n, exact=d.path_known)
+            _edge(g, names[a], names[b], a, b, n, exact=d.path_known, most=most)
         else:
             _edge(g, names[a], names[b], a, b, None, static=True)
     for i, (step, kind, tooltip) in enumerate(d.ends):
-        _end(g, names[step], step, kind, tooltip, add_node=i == 0)
+        _end(g, names[step], step, kind, tooltip, add_node=i == 0,
+             count=d.end_counts.get(step) if d.fleet else None, most=most)
     return g.source
+
+
+# Heat fills (light mode; static/diagram.css sets both modes): a sequential orange scale.
+_HEAT = {1: "#fff7ed", 2: "#fed7aa", 3: "#fdba74", 4: "#f97316"}
+
+
+def _width(count: int, most: int | None) -> str:
+    """Pen width of an edge taken ``count`` times: on a log scale, relative to the most
+    taken edge of the graph when ``most`` is given (a flow's statistics), else absolute."""
+    if most:
+        return f"{1.0 + 4.0 * math.log1p(count) / math.log1p(most):.1f}"
+    return f"{1.2 + min(3.3, 0.8 * math.log2(count)):.1f}"
+
+
+def _fleet_node(g: graphviz.Digraph, dot_name: str, node) -> None:
+    """A step over every workflow: visits, how many are there now (and failed), p50/p95."""
+    f, fleet, classes = node.facts, node.fleet, node.classes
+    label, tip = [_short(node.name)], [node.name, plural(f.visits or 0, "visit")]
+    label.append(plural(f.visits or 0, "visit") + (f" · {fleet.now:,} now" if fleet.now
+                                                    else ""))
+    tip.append(f"{fleet.now:,} workflow(s) here now (running, waiting or failed)")
+    if fleet.p95_ms is not None:
+        label.append(f"p50 {duration(fleet.p50_ms)} · p95 {duration(fleet.p95_ms)}")
+        tip.append(f"time per visit: mean {duration(fleet.mean_ms)}, p50 "
+                   f"{duration(fleet.p50_ms)}, p95 {duration(fleet.p95_ms)} "
+                   f"(of {plural(fleet.timed, 'visit')} that ended)")
+    if fleet.failed:
+        label.append(f"⚠ {fleet.failed:,} failed")
+        tip.append(f"{fleet.failed:,} workflow(s) failed here")
+    if not f.in_flow:
+        label.append("(not in the flow)")
+    fill = _HEAT.get(fleet.heat, _FILL["visited" if f.visits else "step"])
+    attrs = {"id": _text(f"step-{node.name}"), "class": " ".join(classes),
+             "label": _text(*label), "tooltip": _text(*tip), "fillcolor": fill,
+             "color": _STROKE["failed" if fleet.failed else "visited" if f.visits else "step"]}
+    if fleet.failed:
+        attrs.update(style="rounded,filled,bold", penwidth="2")
+    if fleet.now:
+        attrs["peripheries"] = "2"       # workflows are here: a double border
+    if not f.visits:
+        attrs["fontcolor"] = _MUTED
+    if not f.in_flow:
+        attrs["style"] = "rounded,filled,dashed"
+    if node.href:
+        attrs["href"] = _text(node.href)
+    g.node(dot_name, **attrs)
 
 
 def _node_names(order: Iterable[str]) -> dict[str, str]:
@@ -113,13 +165,13 @@ def _node(g: graphviz.Digraph, dot_name: str, node, *, history: bool) -> None:
 
 
 def _edge(g, tail: str, head: str, a: str, b: str, count: int | None, *,
-          exact: bool = True, static: bool = False) -> None:
+          exact: bool = True, static: bool = False, most: int | None = None) -> None:
     attrs = {"id": _text(f"edge-{a}-{b}")}
     if count:
         times = plural(count, "time") if exact else f"at least {plural(count, 'time')}"
         attrs.update({
-            "class": "taken", "label": f" {count} " if exact else f" ≥{count} ",
-            "color": _EDGE, "penwidth": f"{1.2 + min(3.3, 0.8 * math.log2(count)):.1f}",
+            "class": "taken", "label": f" {count:,} " if exact else f" ≥{count:,} ",
+            "color": _EDGE, "penwidth": _width(count, most),
             "tooltip": _text(f"{a} → {b}: taken {times}"),
         })
     elif static:
@@ -133,16 +185,20 @@ def _edge(g, tail: str, head: str, a: str, b: str, count: int | None, *,
     g.edge(tail, head, **attrs)
 
 
-def _start(g, first: str, *, taken: bool) -> None:
+def _start(g, first: str, *, taken: bool, count: int | None = None,
+           most: int | None = None) -> None:
     g.node(_START, id="start", **{"class": "start"}, label="", tooltip="start",
            shape="circle", style="filled", width="0.18", fixedsize="true",
            fillcolor=_EDGE, color=_EDGE)
+    counted = {"label": f" {count:,} ", "penwidth": _width(count, most),
+               "tooltip": f"started: {count:,}"} if count else {}
     g.edge(_START, first, id="edge-start", **{"class": ("taken" if taken else "possible")
-                                              + " start"}, color=_EDGE, tooltip="start")
+                                              + " start"}, color=_EDGE,
+           **({"tooltip": "start"} | counted))
 
 
 def _end(g, tail: str, step_name: str, kind: str, tooltip: str, *,
-         add_node: bool = True) -> None:
+         add_node: bool = True, count: int | None = None, most: int | None = None) -> None:
     """The end marker: ``kind`` is finished, cancelled, or possible (in a static graph)."""
     if add_node and kind == "cancelled":
         g.node(_END, id="end", **{"class": "end cancelled"}, tooltip=_text(tooltip),
@@ -152,5 +208,7 @@ def _end(g, tail: str, step_name: str, kind: str, tooltip: str, *,
         g.node(_END, id="end", **{"class": "end"}, tooltip=_text(tooltip), label="",
                shape="doublecircle", style="filled", fillcolor=_EDGE, color=_EDGE,
                width="0.14", fixedsize="true")
+    counted = {"label": f" {count:,} ", "penwidth": _width(count, most),
+               "tooltip": _text(tooltip)} if count else {}
     g.edge(tail, _END, id=_text(f"edge-{step_name}-end"), color=_EDGE,
-           **{"class": ("possible" if kind == "possible" else "taken") + " end"})
+           **{"class": ("possible" if kind == "possible" else "taken") + " end"}, **counted)

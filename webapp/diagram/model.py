@@ -30,6 +30,34 @@ NO_STATIC_NOTE = ("The flow's possible transitions are unknown (its source could
 
 
 @dataclass
+class FleetFacts:
+    """One step over every workflow of a flow: how many are there ``now`` (running,
+    waiting or failed), how many of those ``failed``, its time per visit (ms; None when no
+    visit ended yet) and its ``heat`` (0-4: p95 against the slowest step's)."""
+
+    now: int = 0
+    failed: int = 0
+    mean_ms: float | None = None
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    timed: int = 0                  # visits that ended (their times make the figures)
+    heat: int = 0
+
+
+# Heat levels: a step's p95 at least this share of the slowest step's p95 (log-spaced, as
+# times in step spread over orders of magnitude).
+HEAT_SHARES = (0.5, 0.1, 0.01)
+
+
+def heat(p95: float | None, slowest: float | None) -> int:
+    """4 (hottest) to 1 by ``p95`` against ``slowest`` (HEAT_SHARES), 0 when untimed."""
+    if p95 is None or not slowest:
+        return 0
+    share = p95 / slowest
+    return next((4 - i for i, least in enumerate(HEAT_SHARES) if share >= least), 1)
+
+
+@dataclass
 class Node:
     """One step as drawn: its facts, classes, and what the page says about it."""
 
@@ -39,6 +67,7 @@ class Node:
     notes: tuple[str, ...] = ()     # where the workflow is, in full: tooltip and table
     badge: tuple[str, ...] = ()     # the same, short: label lines
     href: str | None = None
+    fleet: FleetFacts | None = None  # a flow's statistics: the step over all its workflows
 
     @property
     def summary(self) -> str:
@@ -65,6 +94,19 @@ class Diagram:
     history: bool = True            # False for a flow's static graph
     path_known: bool = True         # False when the history cannot say every transition
     ends: list[tuple[str, str, str]] = field(default_factory=list)
+    # A flow's statistics (``fleet``): how many workflows started, and finished at each step.
+    starts: int | None = None
+    end_counts: dict[str, int] = field(default_factory=dict)
+    slowest_ms: float | None = None
+
+    @property
+    def fleet(self) -> bool:
+        return self.starts is not None
+
+    @property
+    def max_count(self) -> int:
+        return max([1, self.starts or 0, *self.end_counts.values(),
+                    *(n or 0 for _, _, n in self.edges)])
 
     @property
     def dot(self) -> str:
@@ -221,6 +263,62 @@ def static(flow_cls, link: Callable[[str], str] | None = None) -> Diagram:
                 if not spec.transitions.get(name)]
     return Diagram(spec.name, spec.first_step, edges, notes, nodes, history=False,
                    path_known=False, ends=ends)
+
+
+def fleet(flow_cls, stats: dict, link: Callable[[str], str] | None = None) -> Diagram:
+    """Draw every workflow of a flow at once from its statistics (``stats``: the answer of
+    ``GET /api/flows/<name>/stats``): each transition with how often it was taken (the
+    possible ones never taken, faint), each step with its visits, workflows there now, failed
+    ones and time per visit, coloured by its p95 against the slowest step's."""
+    spec = flow_cls.__workflow__
+    notes: list[str] = []
+    possible = _static_edges(spec)
+    if possible is None:
+        notes.append(NO_STATIC_NOTE)
+        possible = []
+    taken: dict[tuple[str, str], int] = {}
+    starts, end_counts = 0, {}
+    for item in stats["transitions"]:
+        a, b, n = item["from"], item["to"], item["count"]
+        if a is None and b is not None:
+            starts += n
+        elif b is None and a is not None:
+            end_counts[a] = end_counts.get(a, 0) + n
+        elif a is not None:
+            taken[(a, b)] = taken.get((a, b), 0) + n
+    edges = [(a, b, n) for (a, b), n in taken.items()]
+    edges += [(a, b, 0) for a, b in possible if (a, b) not in taken]
+    steps = stats["steps"]
+    order = list(dict.fromkeys([*spec.steps, *steps, *(x for pair in taken for x in pair)]))
+    strangers = [name for name in order if name not in spec.steps]
+    if strangers:
+        notes.append(f"Steps not in the flow {spec.name} (any more): {', '.join(strangers)}; "
+                     "its code changed after some of its workflows ran.")
+    slowest = max((s["time_ms"]["p95"] for s in steps.values()
+                   if s["time_ms"]["p95"] is not None), default=None)
+    nodes = []
+    for name in order:
+        s = steps.get(name) or {"visits": 0, "now": 0, "failed": 0,
+                                "time_ms": {"mean": None, "p50": None, "p95": None, "count": 0}}
+        t = s["time_ms"]
+        f = FleetFacts(now=s["now"], failed=s.get("failed", 0), mean_ms=t["mean"],
+                       p50_ms=t["p50"], p95_ms=t["p95"], timed=t.get("count", 0),
+                       heat=heat(t["p95"], slowest))
+        facts = StepFacts(name, visits=s["visits"],
+                          total_ms=None if t["mean"] is None else t["mean"] * f.timed)
+        facts.in_flow = name in spec.steps
+        classes = ["step"] + (["visited"] if s["visits"] else []) + (
+            ["occupied"] if f.now else []) + (["failed"] if f.failed else []) + (
+            [f"heat-{f.heat}"] if f.heat else [])
+        nodes.append(Node(name, facts, tuple(classes), href=link(name) if link else None,
+                          fleet=f))
+    ends = [(step, "finished", f"Finished here: {n}") for step, n in end_counts.items()]
+    if not ends and spec.transitions is not None:     # nothing finished yet: where it can
+        ends = [(name, "possible", "The workflow finishes") for name in spec.steps
+                if not spec.transitions.get(name)]
+    return Diagram(spec.name, spec.first_step, edges, notes, nodes, history=True,
+                   path_known=True, ends=ends, starts=starts, end_counts=end_counts,
+                   slowest_ms=slowest)
 
 
 def _static_edges(spec) -> list[tuple[str, str]] | None:

@@ -29,6 +29,7 @@ from .errors import (Broken, Conflict, Invalid, NotFound, Unavailable, VersionMi
 from .registry import load_flows
 from .visits import HistoryCommands
 from .schedules import ScheduleCommands
+from .stats import StatsCommands
 from .settings import SETTINGS, Settings
 from .unit import Heartbeat, Job, Stopping, ms, public
 
@@ -46,7 +47,7 @@ def owner_id(kind: str = "call") -> str:
 _unit = public      # see unit.public
 
 
-class Commands(ScheduleCommands, HistoryCommands):
+class Commands(ScheduleCommands, HistoryCommands, StatsCommands):
     """The runtime's commands and reads on ``store.Record``s (``describe(record)`` is the
     API's dict): what the views and the runner use. ``Runtime`` is the same, answering with
     the API's dicts. Errors are the RuntimeProblem subclasses, each with the ``status`` and
@@ -114,14 +115,15 @@ class Commands(ScheduleCommands, HistoryCommands):
     def _job(self, wf: Workflow, record: storage.Record, owner: str, now: float) -> Job:
         return Job.of(wf, record, owner, store=self.store, now=now, lease_ms=self.lease_ms,
                       heartbeat=self.heartbeat, stopping=self.stopping,
-                      clock=self.clock, history=self.history_on)
+                      clock=self.clock, history=self.history_on, stats=self.stats_on)
 
     def _new_job(self, wf: Workflow, id: str, flow: str, now: float) -> Job:
         """The job of a new workflow (its row not inserted yet)."""
         return Job(wf, id=id, flow=flow, owner=owner_id(), version=None, log_count=0,
                    created_at=ms(now), store=self.store, now=now, lease_ms=self.lease_ms,
                    heartbeat=self.heartbeat, stopping=self.stopping, clock=self.clock,
-                   history=self.history_on, flow_version=type(wf).version)
+                   history=self.history_on, flow_version=type(wf).version,
+                   stats=self.stats_on)
 
     def _running(self, job: Job, now: float) -> None:
         """``job.run(now)``, counted as a run in progress (``shutdown`` waits for them)."""

@@ -10,7 +10,7 @@ import uuid
 from .. import store
 from .errors import Conflict, Invalid, Unavailable
 from .visits import visits_of_log
-from . import rules
+from . import counters, rules
 from .rules import MAX_ID
 from .unit import Job, ms
 
@@ -36,7 +36,7 @@ def import_snapshots(rt, data, flow: str | None = None, *, hint: str | None = No
     if taken:
         raise Conflict(f"workflows already exist: {', '.join(sorted(taken)[:10])}")
     at = ms(rt.clock())
-    rows, log_rows, visit_rows = [], [], []
+    rows, log_rows, visit_rows, stat_rows = [], [], [], []
     for id, snap in pairs:
         rules.check_id(id, f"the run id {id!r}", error=Invalid)
         rt.check_json(snap, f"{id}: the snapshot")
@@ -55,12 +55,14 @@ def import_snapshots(rt, data, flow: str | None = None, *, hint: str | None = No
         job = Job(wf, id=id, flow=name, owner="", version=None, log_count=len(entries),
                   flow_version=cls.version,   # the code that just loaded it
                   created_at=at, store=rt.store, now=at / 1000, clock=rt.clock,
-                  lease_ms=0)
-        rows.append({"id": id, **job.values(lease=False)[0]})
+                  lease_ms=0, stats=rt.stats_on)
+        values = job.values(lease=False)[0]
+        rows.append({"id": id, **values})
+        stat_rows += job.stat_rows(values, entries)[0] or []
         log_rows += store.log_params(id, 1, entries)
         visit_rows += visits_of_log(id, entries)     # their states were never recorded
     try:
-        rt.store.insert_many(rows, log_rows, visit_rows)
+        rt.store.insert_many(rows, log_rows, visit_rows, counters.merged(stat_rows))
     except store.Duplicate as error:
         raise Conflict(f"could not import: {error}") from None
     except store.Busy as error:

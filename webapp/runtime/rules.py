@@ -21,6 +21,7 @@ import json
 import math
 import re
 import unicodedata
+from datetime import datetime, timezone
 
 from .errors import Invalid, NotFound
 
@@ -260,6 +261,18 @@ def seconds(value, *, error=Invalid) -> float:
             or not math.isfinite(value) or not 0 <= value <= MAX_SECONDS):
         raise error(SECONDS_MESSAGE)
     return float(value)
+
+
+def moment(text, what: str = "the time", *, error=Invalid) -> int:
+    """An ISO 8601 time (``2026-12-01T21:00:00Z``; no zone: UTC) as epoch ms."""
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return round(parsed.timestamp() * 1000)
+    except (AttributeError, ValueError, OverflowError, OSError):
+        raise error(f"{what!r} must be an ISO 8601 time such as 2026-12-01T21:00:00Z, "
+                    f"not {text!r}") from None
 
 
 def limit(value, most: int = 500) -> int:

@@ -463,11 +463,13 @@ class ScheduleCommands:
         wf = cls(state=json.loads(record.state), now=now)
         job = Job(wf, id=wid, flow=record.flow, owner="", version=None, log_count=0,
                   flow_version=cls.version, created_at=ms(now), store=self.store, now=now,
-                  clock=self.clock, lease_ms=self.lease_ms, history=self.history_on)
+                  clock=self.clock, lease_ms=self.lease_ms, history=self.history_on,
+                  stats=self.stats_on)
         if job.history:          # its first visit, as a start records it
             job.record_visit(0, wf.step, wf.to_json()["logs"][0]["_at"], 1, wf.state)
         values, new = job.values(lease=False)
-        return {"id": wid, **values}, storage.log_params(wid, 1, new), job.visits
+        return ({"id": wid, **values}, storage.log_params(wid, 1, new), job.visits,
+                job.stat_rows(values, new)[0])
 
     @_unit
     def sync_declared_schedules(self, now=None) -> list[str]:

@@ -67,6 +67,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TINYFLOW_HISTORY", True, _flag,
             "Record the state each step visit began with (the history, and fork from any "
             "visit); off: fork works from the current visit only."),
+    Setting("TINYFLOW_STATS", True, _flag,
+            "Keep each flow's statistics (the flow page's graph, `/api/flows/<name>/stats`) "
+            "at every commit; off: they stop changing (`tiny-workflow stats rebuild` recounts "
+            "them)."),
     Setting("TINYFLOW_CLOCK", time.time, None,
             "Config only: a callable returning epoch seconds, the runtime's clock (tests "
             "inject one).", env=False),

@@ -21,6 +21,7 @@ from contextlib import nullcontext
 
 from .. import store
 from ..engine import Status, Workflow
+from . import counters
 from .errors import Invalid, Unavailable
 
 log = logging.getLogger("webapp.runtime")
@@ -69,7 +70,8 @@ class Job:
                  lease_ms: int, lease_expires: int | None = None,
                  stopping: threading.Event | None = None, clock=None,
                  heartbeat: Heartbeat | None = None, flow_version: str | None = None,
-                 history: bool = False):
+                 history: bool = False, stats: bool = False,
+                 was: tuple[str, str] | None = None):
         self.wf, self.id, self.flow, self.owner = wf, id, flow, owner
         self.flow_version = flow_version       # the version of its flow it runs on
         self.version = version        # None: not inserted yet
@@ -93,12 +95,19 @@ class Job:
         self.history = history
         self.visits: list[dict] = []
         self._last_state = None if version is None else _UNREAD
+        # Flow statistics (TINYFLOW_STATS): the (status, step) the row was at, and when its
+        # open visit began (ms; looked up from the log only if a commit ends a visit begun
+        # before this job).
+        self.stats = stats
+        self.was = was
+        self._began = None if version is None else (lambda: self.store.visit_began(self.id))
 
     @classmethod
     def of(cls, wf: Workflow, record: store.Record, owner: str, **context) -> Job:
         return cls(wf, id=record.id, flow=record.flow, owner=owner, version=record.version,
                    log_count=record.log_count, created_at=record.created_at,
-                   flow_version=record.flow_version, **context)
+                   flow_version=record.flow_version, was=(record.status, record.step),
+                   **context)
 
     def at_ms(self) -> int:
         """The operation's clock now, in epoch ms."""
@@ -142,17 +151,29 @@ class Job:
             values["created_at"] = self.created_at
         return values, new
 
+    def stat_rows(self, values: dict, new: list) -> tuple[list[dict] | None, object]:
+        """The flow statistics' counter deltas of a commit of ``values`` appending ``new``
+        (None with TINYFLOW_STATS off), and when the open visit began after it."""
+        if not self.stats:
+            return None, self._began
+        tally = counters.Tally(self.flow)
+        began = counters.deltas(tally, self.created_at, self.was,
+                             (values["status"], values["step"]), new, self._began)
+        return tally.rows(), began
+
     def commit(self, *, lease: bool, event_key: str | None = None) -> None:
         """Write the row (``lease``: keep holding it); store.Stale, store.Duplicate, or
         Unavailable when the database stays locked."""
         values, new = self.values(lease=lease)
         with self._lock:
+            counted, began = self.stat_rows(values, new)
             try:
                 self.store.write(self.id, self.version, values,
                                  store.log_params(self.id, self.log_count + 1, new), event_key,
-                                 visits=self.visits)
+                                 visits=self.visits, stats=counted)
             except store.Busy as error:
                 raise Unavailable(str(error)) from None
+            self.was, self._began = (values["status"], values["step"]), began
             self.visits = []
             self.version = values["version"]
             self.lease_expires = values["lease_expires"]

@@ -199,6 +199,20 @@ def list_flows():
     return [web.flow_dict(cls) for _, cls in sorted(runtime.registry().items())]
 
 
+@bp.get("/flows/<name>/stats")
+def flow_stats(name: str):
+    """One graph over every workflow of the flow (created in ``since``/``until``)."""
+    return runtime.current().flow_stats(name, request.args.get("since"),
+                                        request.args.get("until"))
+
+
+@bp.get("/flows/<name>/activity")
+def flow_activity(name: str):
+    """Started, finished, failed and cancelled per ``bucket`` (hour, day), oldest first."""
+    return runtime.current().flow_activity(name, request.args.get("bucket", "hour"),
+                                           request.args.get("since"))
+
+
 # --- schedules -------------------------------------------------------------------------------
 
 def schedule(record, status: int = 200):

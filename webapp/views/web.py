@@ -40,7 +40,7 @@ def init_app(app) -> None:
         app.config["MAX_CONTENT_LENGTH"] = app.config["TINYFLOW_MAX_PAYLOAD"]
     app.jinja_env.filters.update(reltime=reltime, pretty=pretty, compact=compact, slug=slug,
                               reject_keys=reject_keys, inline_code=inline_code,
-                              log_times=log_times, duration=duration)
+                              log_times=log_times, duration=duration, ms_text=ms_text)
     app.jinja_env.globals.update(is_htmx=is_htmx, example_text=example_text)
     app.json = StrictJSONProvider(app)
     app.register_error_handler(HTTPException, http_error)
@@ -125,6 +125,12 @@ def duration(seconds: float) -> str:
         if size >= width * 2 or abs(size - width) < 1 or unit == "s":
             return f"{round(size / width)} {unit}"
     return f"{round(size)} s"
+
+
+def ms_text(ms: float | None, empty: str = "–") -> str:
+    """A time in step (ms) in words, as the diagrams write it ("812 ms", "3.0 s")."""
+    from ..diagram.words import duration as words
+    return empty if ms is None else words(ms)
 
 
 def humanize(seconds: float) -> str:

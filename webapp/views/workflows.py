@@ -48,11 +48,6 @@ def runtime_problem(error: RuntimeProblem):
     return web.error_page(error.status, str(error))
 
 
-@bp.get("/")
-def home():
-    return redirect(url_for("workflows.index"))
-
-
 # --- the list --------------------------------------------------------------------------------
 
 def list_filters() -> dict:
