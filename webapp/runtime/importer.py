@@ -36,7 +36,7 @@ def import_snapshots(rt, data, flow: str | None = None, *, hint: str | None = No
     if taken:
         raise Conflict(f"workflows already exist: {', '.join(sorted(taken)[:10])}")
     at = ms(rt.clock())
-    rows, log_rows, visit_rows = [], [], []
+    rows, log_rows, visit_rows, attr_rows = [], [], [], []
     for id, snap in pairs:
         rules.check_id(id, f"the run id {id!r}", error=Invalid)
         rt.check_json(snap, f"{id}: the snapshot")
@@ -56,11 +56,13 @@ def import_snapshots(rt, data, flow: str | None = None, *, hint: str | None = No
                   flow_version=cls.version,   # the code that just loaded it
                   created_at=at, store=rt.store, now=at / 1000, clock=rt.clock,
                   lease_ms=0)
-        rows.append({"id": id, **job.values(lease=False)[0]})
+        values = job.values(lease=False)[0]
+        rows.append({"id": id, **values})
+        attr_rows += job.attrs(values) or ()
         log_rows += store.log_params(id, 1, entries)
         visit_rows += visits_of_log(id, entries)     # their states were never recorded
     try:
-        rt.store.insert_many(rows, log_rows, visit_rows)
+        rt.store.insert_many(rows, log_rows, visit_rows, attr_rows)
     except store.Duplicate as error:
         raise Conflict(f"could not import: {error}") from None
     except store.Busy as error:

@@ -457,15 +457,15 @@ class ScheduleCommands:
         return len(done)
 
     def _first_row(self, record: storage.ScheduleRecord, wid: str, now: float):
-        """The row (and log rows) of a new, not yet run workflow of the schedule: ``running``
-        and due now, so a runner's next claim runs it."""
+        """The row (log rows, search-attribute rows) of a new, not yet run workflow of the
+        schedule: ``running`` and due now, so a runner's next claim runs it."""
         cls = self.flows[record.flow]
         wf = cls(state=json.loads(record.state), now=now)
         job = Job(wf, id=wid, flow=record.flow, owner="", version=None, log_count=0,
                   flow_version=cls.version, created_at=ms(now), store=self.store, now=now,
                   clock=self.clock, lease_ms=self.lease_ms)
         values, new = job.values(lease=False)
-        return {"id": wid, **values}, storage.log_params(wid, 1, new)
+        return {"id": wid, **values}, storage.log_params(wid, 1, new), job.attrs(values)
 
     @_unit
     def sync_declared_schedules(self, now=None) -> list[str]:

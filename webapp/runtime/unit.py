@@ -22,6 +22,7 @@ from contextlib import nullcontext
 from .. import store
 from ..engine import Status, Workflow
 from .errors import Invalid, Unavailable
+from .rules import state_keys
 
 log = logging.getLogger("webapp.runtime")
 
@@ -93,6 +94,10 @@ class Job:
         self.history = history
         self.visits: list[dict] = []
         self._last_state = None if version is None else _UNREAD
+        # Search attributes: the flow's paths, and the keys of the state text last indexed
+        # (computed again only when the state changed).
+        self.search = getattr(type(wf), "search_attributes", ())
+        self._indexed: tuple[str, list] | None = None
 
     @classmethod
     def of(cls, wf: Workflow, record: store.Record, owner: str, **context) -> Job:
@@ -142,6 +147,16 @@ class Job:
             values["created_at"] = self.created_at
         return values, new
 
+    def attrs(self, values: dict) -> list[dict] | None:
+        """The search-attribute rows of the commit of ``values`` (None: the flow declares
+        none): every declared path's key, each carrying the commit's ``updated_at``."""
+        if not self.search:
+            return None
+        text = values["state"]
+        if self._indexed is None or self._indexed[0] != text:
+            self._indexed = (text, state_keys(self.search, self.wf.state))
+        return store.attr_params(self.id, self.flow, self._indexed[1], values["updated_at"])
+
     def commit(self, *, lease: bool, event_key: str | None = None) -> None:
         """Write the row (``lease``: keep holding it); store.Stale, store.Duplicate, or
         Unavailable when the database stays locked."""
@@ -150,7 +165,7 @@ class Job:
             try:
                 self.store.write(self.id, self.version, values,
                                  store.log_params(self.id, self.log_count + 1, new), event_key,
-                                 visits=self.visits)
+                                 visits=self.visits, attrs=self.attrs(values))
             except store.Busy as error:
                 raise Unavailable(str(error)) from None
             self.visits = []
