@@ -377,12 +377,15 @@ def filters(names, statuses=(), q=None, *, flows=(), steps=(), state=None,
             for name, cls in loaded.items():
                 for p in cls.search_attributes:
                     declared.setdefault(p, []).append(name)
-            named = "; ".join(f"{p} ({', '.join(names)})" for p, names in declared.items())
-            raise Invalid(
-                f"{path!r} is not a search attribute of "
-                f"{'the selected flows' if flows else 'any loaded flow'}: "
-                + (f"they declare {named}" if named else "they declare none")
-                + " (a flow declares search_attributes)")
+            if len(selected) == 1:
+                which, named = f"flow {selected[0]!r}", ", ".join(declared) or "none"
+                said = f"it declares {named}"
+            else:
+                which = f"the flows {', '.join(selected)}" if flows else "any loaded flow"
+                said = "they declare " + ("; ".join(
+                    f"{p} ({', '.join(names)})" for p, names in declared.items()) or "none")
+            raise Invalid(f"{path!r} is not a search attribute of {which}: {said} (a flow "
+                          "names them in its search_attributes)")
         check_value(value, f"the filter on {path!r}", error=Invalid)
         key = search_key(value)
         if key is None:
