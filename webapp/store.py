@@ -135,8 +135,9 @@ class AttrRow(db.Model):
     """One search attribute of a workflow: the value at ``path`` in its state as of its last
     commit, as a key (``search.key``: JSON text for text, numbers and booleans, so 3 and "3"
     differ; a digest for long text; NULL when the path holds nothing searchable). It carries
-    the workflow's ``updated_at``, rewritten at every commit, so that a filtered list is read
-    from this index newest first, as the unfiltered list is read from the workflow's."""
+    the workflow's ``updated_at`` and ``status``, rewritten at every commit, so that a
+    filtered list is read from this index newest first, as the unfiltered list is read from
+    the workflow's, and its status counts are counted in the index alone."""
 
     __tablename__ = "workflow_attr"
 
@@ -146,9 +147,12 @@ class AttrRow(db.Model):
     flow: Mapped[str] = mapped_column(String(200))
     value: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
 
     __table_args__ = (
-        Index("ix_attr_match", "flow", "path", "value", "updated_at", "workflow_id"),
+        # The one index: every commit rewrites its entries (updated_at changes), so status
+        # rides along at no extra write instead of in an index of its own.
+        Index("ix_attr_match", "flow", "path", "value", "updated_at", "workflow_id", "status"),
         {"sqlite_with_rowid": False},
     )
 
@@ -422,7 +426,7 @@ def _upsert_attr(module):
     statement = module.insert(ATTR)
     return _Prepared(statement.on_conflict_do_update(
         index_elements=[ATTR.c.workflow_id, ATTR.c.path],
-        set_={name: statement.excluded[name] for name in ("value", "updated_at")}))
+        set_={name: statement.excluded[name] for name in ("value", "updated_at", "status")}))
 
 
 # A commit writes one row per declared path (its value, or NULL): new or replaced in place.
@@ -449,10 +453,10 @@ def visit_params(id: str, seq: int, step: str, at: int | None, log_n: int | None
             "forked_seq": forked_seq}
 
 
-def attr_params(id: str, flow: str, keys, updated_at: int) -> list[dict]:
+def attr_params(id: str, flow: str, keys, updated_at: int, status: str) -> list[dict]:
     """``workflow_attr`` rows of a commit: ``keys`` is ``[(path, key or None)]``."""
     return [{"workflow_id": id, "path": path, "flow": flow, "value": key,
-             "updated_at": updated_at} for path, key in keys]
+             "updated_at": updated_at, "status": status} for path, key in keys]
 
 
 def _attr_match(attr, term):
@@ -635,6 +639,8 @@ class Store:
         if state:       # read from the first attribute's index, in its (the list's) order
             stmt, lead, state = _searched([WORKFLOW], state)
             order = (lead.c.updated_at, lead.c.workflow_id)
+            if statuses:           # the same as the workflow's: pruned in the index
+                stmt = stmt.where(lead.c.status.in_(list(statuses)))
         else:
             stmt, order = select(WORKFLOW), (WORKFLOW.c.updated_at, WORKFLOW.c.id)
         stmt = _filters(stmt, flows, statuses, q, versions, steps, state)
@@ -654,6 +660,10 @@ class Store:
             if flows:
                 stmt = stmt.where(COUNT.c.flow.in_(list(flows)))
             return {status: int(n) for status, n in self.session.execute(stmt) if n}
+        if len(state) == 1 and not q and not versions and not steps:
+            lead = ATTR.alias("lead")           # counted in the attribute's index alone
+            stmt = select(lead.c.status, func.count()).where(_attr_match(lead, state[0]))
+            return dict(self.session.execute(stmt.group_by(lead.c.status)).all())
         columns = (WORKFLOW.c.status, func.count())
         if state:
             stmt, _, state = _searched(columns, state)
@@ -909,11 +919,12 @@ class Store:
             session.execute(delete(ATTR).where(ATTR.c.workflow_id.in_(ids),
                                                ATTR.c.path.not_in(paths)))
             rows = session.execute(
-                select(WORKFLOW.c.id, WORKFLOW.c.state, WORKFLOW.c.updated_at)
+                select(WORKFLOW.c.id, WORKFLOW.c.state, WORKFLOW.c.updated_at,
+                       WORKFLOW.c.status)
                 .where(WORKFLOW.c.flow == flow, WORKFLOW.c.id > after)
                 .order_by(WORKFLOW.c.id).limit(limit).with_for_update()).all()
-            found = [row for id, state, updated in rows
-                     for row in attr_params(id, flow, keys(state), updated)]
+            found = [row for id, state, updated, status in rows
+                     for row in attr_params(id, flow, keys(state), updated, status)]
             if found:
                 _UPSERT_ATTR[connection.dialect.name].run(connection, found)
             return (rows[-1].id if rows else after), len(rows)

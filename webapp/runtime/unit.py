@@ -149,13 +149,15 @@ class Job:
 
     def attrs(self, values: dict) -> list[dict] | None:
         """The search-attribute rows of the commit of ``values`` (None: the flow declares
-        none): every declared path's key, each carrying the commit's ``updated_at``."""
+        none): every declared path's key, each carrying the commit's ``updated_at`` and
+        ``status``."""
         if not self.search:
             return None
         text = values["state"]
         if self._indexed is None or self._indexed[0] != text:
             self._indexed = (text, state_keys(self.search, self.wf.state))
-        return store.attr_params(self.id, self.flow, self._indexed[1], values["updated_at"])
+        return store.attr_params(self.id, self.flow, self._indexed[1], values["updated_at"],
+                                 values["status"])
 
     def commit(self, *, lease: bool, event_key: str | None = None) -> None:
         """Write the row (``lease``: keep holding it); store.Stale, store.Duplicate, or
