@@ -5,10 +5,12 @@ from ._guess import FIRST_QUESTION, GUESS_EXAMPLE, THANKS_EXAMPLE, as_number, ge
 
 
 class GuessGame(Workflow):
-    """Guess a number between 0 and 100; each answer is an event `event_ask_<round>`."""
+    """Guess a number between 0 and 100; each answer is an event `event_ask_<round>`.
+    `rounds` counts the answers so far (a search attribute)."""
 
     name = "guess_game"
     first_step = "step_begin"
+    search_attributes = ("rounds",)
 
     @step
     def step_begin(self):
@@ -25,6 +27,7 @@ class GuessGame(Workflow):
             last = yield self.wait_event(f"event_ask_{count}", {"question": question},
                                          example=GUESS_EXAMPLE)
             count += 1
+            self.state["rounds"] = count
             answer.append(last)
             if as_number(last) == number:
                 break

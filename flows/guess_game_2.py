@@ -5,10 +5,12 @@ from ._guess import FIRST_QUESTION, GUESS_EXAMPLE, THANKS_EXAMPLE, as_number, ge
 
 
 class GuessGame2(Workflow):
-    """Guess a number between 0 and 100; every answer is the event `event_ask`."""
+    """Guess a number between 0 and 100; every answer is the event `event_ask`.
+    `rounds` counts the answers so far (a search attribute)."""
 
     name = "guess_game_2"
     first_step = "step_begin"
+    search_attributes = ("rounds",)
 
     @step
     def step_begin(self):
@@ -23,6 +25,7 @@ class GuessGame2(Workflow):
                                       example=GUESS_EXAMPLE)
         answer.append(value)
         self.state["answer"] = answer
+        self.state["rounds"] = len(answer)
         return "step_check"
 
     @step

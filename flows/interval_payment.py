@@ -7,6 +7,7 @@ class IntervalPayment(Workflow):
 
     name = "interval_payment"
     first_step = "step_begin"
+    search_attributes = ("status",)      # the billing status: "active" or "cancel"
 
     def _require_active(self):
         if self.state.get("status") != "active":

@@ -13,6 +13,7 @@ class UserOnboarding(Workflow):
 
     name = "user_onboarding"
     first_step = "step_begin"
+    search_attributes = ("userEmail",)
 
     @on_event("set_email", example="ada@example.com")
     def set_email(self, email):

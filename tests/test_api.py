@@ -11,7 +11,8 @@ ONE_KEYS = {"id", "flow", "status", "step", "state", "pending", "error", "create
             "cancel_reason", "last_error", "clock_offset", "flow_version", "held",
             "migrate_error"}
 LIST_KEYS = {"id", "flow", "status", "step", "created_at", "updated_at", "wake_at",
-             "flow_version", "held"}   # issue 16
+             "flow_version", "held",   # issue 16
+             "attributes"}            # issue 14: search attributes
 
 
 def start(client, flow, id=None, state=None):

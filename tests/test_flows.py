@@ -107,7 +107,8 @@ def test_guess_game_played_to_the_end(monkeypatch):
     congratulate(wf, 3, 73)
     snap = wf.to_json()
     assert snap["cache"] == {"0:step_begin:generate_num": 73, "_seq": 2}
-    assert snap["state"] == {"number": 73, "answer": [50, 75, 73]}
+    # `rounds` (a search attribute) counts the answers; the rest is the reference's state.
+    assert snap["state"] == {"number": 73, "answer": [50, 75, 73], "rounds": 3}
     assert list(snap["system"]) == [f"1:step_play:event:event_ask_{i}" for i in range(3)] + [
         "2:step_end:event:event_congratulation"]
     # One interrupt_begin per question, though the game was saved and resumed mid-play.
@@ -138,6 +139,7 @@ def test_guess_game_2_played_to_the_end(monkeypatch):
     snap = wf.to_json()
     assert snap["cache"] == {"0:step_begin:generate_num": 73, "_seq": 11}
     assert snap["state"]["answer"] == [50, 75, 60, 80, 73]
+    assert snap["state"]["rounds"] == 5          # a search attribute: the answers so far
     assert list(snap["system"]) == [f"{n}:step_ask:event:event_ask" for n in (1, 3, 5, 7, 9)] + [
         "11:step_end:event:event_congratulation"]
     # The original logged an extra interrupt_begin at every resume; the port does not.

@@ -1,5 +1,5 @@
 """The ``tiny-workflow`` command: serve, worker, demo, play, start, import, export, list,
-send, schedule, stats."""
+send, schedule, stats, reindex."""
 from __future__ import annotations
 
 import click
@@ -213,23 +213,71 @@ def migrate(flow, from_version, dry_run, batch):
 @click.option("--status", multiple=True,
               type=click.Choice([status.value for status in Status]),
               help="Only this status (repeatable).")
+@click.option("--step", multiple=True, help="Only workflows at this step (repeatable).")
+@click.option("--state", "state", multiple=True, metavar="PATH=VALUE",
+              help="Only workflows whose search attribute PATH is VALUE (JSON if it parses: "
+                   "3 is the number, '\"3\"' the text; repeatable: all must match).")
 @click.option("-q", "--search", help="Only ids containing this text.")
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
-def list_command(flow, status, search, limit):
+def list_command(flow, status, step, state, search, limit):
     """List workflows, most recently updated first."""
-    from . import runtime
+    import json
 
-    rows, more = runtime.list_workflows(flows=flow, statuses=status, q=search, limit=limit)
-    lines = [("ID", "FLOW", "STATUS", "STEP", "UPDATED", "WAKES")]
+    from . import runtime
+    from .runtime import rules
+
+    pairs = []
+    for given in state:
+        path, equals, value = given.partition("=")
+        if not equals or not path:
+            raise _Refused(f"--state takes PATH=VALUE, like userEmail=ada@example.com, "
+                           f"not {given!r}")
+        pairs.append((f"state.{path}", value))
+    try:
+        rows, more = runtime.list_workflows(flows=flow, statuses=status, q=search, limit=limit,
+                                            steps=step, state=rules.state_query(pairs))
+    except runtime.RuntimeProblem as error:
+        if error.status == 422:
+            raise _Refused(f"{error} ({error.code})") from None
+        raise _problem(error) from None
+    # One flow chosen: its search attributes are columns too, as on the list page.
+    chosen = runtime.registry().get(flow[0]) if len(flow) == 1 else None
+    paths = list(chosen.search_attributes) if chosen else []
+    lines = [("ID", "FLOW", "STATUS", "STEP", *paths, "UPDATED", "WAKES")]
+    rt = runtime.current()
     for row in rows:
-        item = runtime.summary(row)
-        lines.append((item["id"], item["flow"], item["status"], item["step"],
+        item, attributes = runtime.summary(row), rt.attributes(row)
+        shown = [v if isinstance(v := attributes.get(p), str) else
+                 "-" if v is None else json.dumps(v, ensure_ascii=False) for p in paths]
+        lines.append((item["id"], item["flow"], item["status"], item["step"], *shown,
                       item["updated_at"], item["wake_at"] or "-"))
-    widths = [max(len(line[i]) for line in lines) for i in range(6)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     for line in lines:
         click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
     if more:
         click.echo(f"(more: --limit above {limit})")
+
+
+@main.command()
+@click.option("--flow", help="Only this flow's workflows (default: every loaded flow's).")
+def reindex(flow):
+    """Index every workflow again by the search attributes its flow declares. A start does
+    this by itself for a flow whose declared attributes changed; run it after editing rows by
+    hand, or to index before starting a server."""
+    from . import runtime
+
+    def progress(name, n):
+        click.echo(f"{name}: {n} indexed...", err=True)
+    try:
+        done = runtime.current().reindex(flow, progress=progress)
+    except runtime.RuntimeProblem as error:
+        if error.status in (404, 422):
+            raise _Refused(f"{error} ({error.code})") from None
+        raise _problem(error) from None
+    for name, n in done.items():
+        paths = ", ".join(runtime.registry()[name].search_attributes)
+        if paths or flow:
+            click.echo(f"{name}: {n} workflow(s) indexed by {paths or 'nothing (none declared)'}")
 
 
 @main.command()

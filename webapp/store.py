@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_session, sessionmaker
 
-SCHEMA_VERSION = 2          # 2: workflow.flow_version and workflow.migrate_error
+SCHEMA_VERSION = 3          # 2: workflow.flow_version and workflow.migrate_error; 3: workflow_attr
 _LOCK_RETRIES = 4  # a commit that finds SQLite locked past its busy timeout is tried again
 
 
@@ -129,6 +129,42 @@ class VisitRow(db.Model):
               postgresql_where=text("forked_from IS NOT NULL")),
         {"sqlite_with_rowid": False},
     )
+
+
+class AttrRow(db.Model):
+    """One search attribute of a workflow: the value at ``path`` in its state as of its last
+    commit, as a key (``search.key``: JSON text for text, numbers and booleans, so 3 and "3"
+    differ; a digest for long text; NULL when the path holds nothing searchable). It carries
+    the workflow's ``updated_at`` and ``status``, rewritten at every commit, so that a
+    filtered list is read from this index newest first, as the unfiltered list is read from
+    the workflow's, and its status counts are counted in the index alone."""
+
+    __tablename__ = "workflow_attr"
+
+    workflow_id: Mapped[str] = mapped_column(String(200), ForeignKey("workflow.id"),
+                                             primary_key=True)
+    path: Mapped[str] = mapped_column(String(200), primary_key=True)
+    flow: Mapped[str] = mapped_column(String(200))
+    value: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (
+        # The one index: every commit rewrites its entries (updated_at changes), so status
+        # rides along at no extra write instead of in an index of its own.
+        Index("ix_attr_match", "flow", "path", "value", "updated_at", "workflow_id", "status"),
+        {"sqlite_with_rowid": False},
+    )
+
+
+class AttrIndexRow(db.Model):
+    """Which paths each flow's workflows are indexed by (a JSON list): a start whose flows
+    declare other ones indexes their workflows again (``SearchCommands.sync_search_index``)."""
+
+    __tablename__ = "workflow_attr_index"
+
+    flow: Mapped[str] = mapped_column(String(200), primary_key=True)
+    paths: Mapped[str] = mapped_column(Text)
 
 
 class Meta(db.Model):
@@ -274,6 +310,8 @@ SCHEDULE = ScheduleRow.__table__
 VISIT = VisitRow.__table__
 VISIT_COLUMNS = tuple(VISIT.c.keys())
 STAT = FlowStat.__table__
+ATTR = AttrRow.__table__
+ATTR_INDEX = AttrIndexRow.__table__
 
 
 class Stale(Exception):
@@ -413,6 +451,18 @@ def _add_stats(module):
 
 # Counter deltas (rows sorted by key by their maker: writers lock them in one order).
 _ADD_STATS = {"sqlite": _add_stats(sqlite_dialect), "postgresql": _add_stats(postgresql_dialect)}
+
+
+def _upsert_attr(module):
+    statement = module.insert(ATTR)
+    return _Prepared(statement.on_conflict_do_update(
+        index_elements=[ATTR.c.workflow_id, ATTR.c.path],
+        set_={name: statement.excluded[name] for name in ("value", "updated_at", "status")}))
+
+
+# A commit writes one row per declared path (its value, or NULL): new or replaced in place.
+_UPSERT_ATTR = {"sqlite": _upsert_attr(sqlite_dialect),
+                "postgresql": _upsert_attr(postgresql_dialect)}
 _LOAD = select(WORKFLOW).where(WORKFLOW.c.id == bindparam("id"))
 _UPDATE_SCHEDULE = _Prepared(update(SCHEDULE).where(
     SCHEDULE.c.id == bindparam("where_id"), SCHEDULE.c.version == bindparam("where_version")))
@@ -434,16 +484,47 @@ def visit_params(id: str, seq: int, step: str, at: int | None, log_n: int | None
             "forked_seq": forked_seq}
 
 
-def _filters(stmt, flows=(), statuses=(), q=None, versions=()):
+def attr_params(id: str, flow: str, keys, updated_at: int, status: str) -> list[dict]:
+    """``workflow_attr`` rows of a commit: ``keys`` is ``[(path, key or None)]``."""
+    return [{"workflow_id": id, "path": path, "flow": flow, "value": key,
+             "updated_at": updated_at, "status": status} for path, key in keys]
+
+
+def _attr_match(attr, term):
+    """``term`` is ``(flows, path, key)``: the path's value is ``key`` in one of ``flows``."""
+    flows, path, key = term
+    return and_(attr.c.flow.in_(list(flows)), attr.c.path == path, attr.c.value == key)
+
+
+def _filters(stmt, flows=(), statuses=(), q=None, versions=(), steps=(), state=()):
+    """``stmt`` (a select from the workflow table) narrowed by the list's filters; ``state``
+    holds ``(flows, path, key)`` terms, each a search attribute that must match (AND)."""
     if flows:
         stmt = stmt.where(WORKFLOW.c.flow.in_(list(flows)))
     if versions:
         stmt = stmt.where(WORKFLOW.c.flow_version.in_(list(versions)))
     if statuses:
         stmt = stmt.where(WORKFLOW.c.status.in_(list(statuses)))
+    if steps:
+        stmt = stmt.where(WORKFLOW.c.step.in_(list(steps)))
     if q:
         stmt = stmt.where(WORKFLOW.c.id.contains(q, autoescape=True))
+    for term in state:
+        attr = ATTR.alias()
+        stmt = stmt.where(select(attr.c.workflow_id).where(
+            attr.c.workflow_id == WORKFLOW.c.id, _attr_match(attr, term)).exists())
     return stmt
+
+
+def _searched(columns, state):
+    """``select(*columns)`` from the workflows the first of the ``state`` terms matches,
+    read from that attribute's index (newest updated first: its order), and the index's
+    alias; the remaining terms for ``_filters``."""
+    lead = ATTR.alias("lead")
+    stmt = (select(*columns).select_from(lead)
+            .join(WORKFLOW, WORKFLOW.c.id == lead.c.workflow_id)
+            .where(_attr_match(lead, state[0])))
+    return stmt, lead, list(state[1:])
 
 
 def _locked(error: exc.OperationalError) -> bool:
@@ -520,7 +601,9 @@ class Store:
 
     def _upgrade(self) -> None:
         """Bring a database made by an older schema up to this one, in one transaction:
-        add the workflow columns it lacks (1 -> 2: flow_version, migrate_error)."""
+        add the workflow columns it lacks (1 -> 2: flow_version, migrate_error). 2 -> 3 adds
+        tables only (create_all made them); the runtime indexes the workflows at its start
+        (``SearchCommands.sync_search_index``), as it knows the flows' attributes."""
         session = self.session
         have = {c["name"] for c in inspect(session.connection()).get_columns("workflow")}
         for column in ("flow_version", "migrate_error"):
@@ -580,25 +663,44 @@ class Store:
             EVENT_KEY.c.workflow_id == id, EVENT_KEY.c.key == key)).first() is not None
 
     def page(self, flows=(), statuses=(), q=None, after: tuple[int, str] | None = None,
-             limit: int = 50, versions=()) -> list[Record]:
+             limit: int = 50, versions=(), steps=(), state=()) -> list[Record]:
         """Up to ``limit`` workflows, newest updated first, after the keyset position
-        ``after`` (``versions``: only those that started on one of them)."""
-        stmt = _filters(select(WORKFLOW), flows, statuses, q, versions)
+        ``after`` (``versions``: only those that started on one of them; ``steps``: only
+        those at one of them; ``state``: ``(flows, path, key)`` terms that all match)."""
+        if state:       # read from the first attribute's index, in its (the list's) order
+            stmt, lead, state = _searched([WORKFLOW], state)
+            order = (lead.c.updated_at, lead.c.workflow_id)
+            if statuses:           # the same as the workflow's: pruned in the index
+                stmt = stmt.where(lead.c.status.in_(list(statuses)))
+        else:
+            stmt, order = select(WORKFLOW), (WORKFLOW.c.updated_at, WORKFLOW.c.id)
+        stmt = _filters(stmt, flows, statuses, q, versions, steps, state)
         if after is not None:
-            stmt = stmt.where(tuple_(WORKFLOW.c.updated_at, WORKFLOW.c.id) < tuple_(*after))
-        stmt = stmt.order_by(WORKFLOW.c.updated_at.desc(), WORKFLOW.c.id.desc()).limit(limit)
+            stmt = stmt.where(tuple_(*order) < tuple_(*after))
+        stmt = stmt.order_by(order[0].desc(), order[1].desc()).limit(limit)
         return [Record.of(row) for row in self.session.execute(stmt)]
 
-    def count_by_status(self, flows=(), q=None, versions=()) -> dict[str, int]:
+    def count_by_status(self, flows=(), q=None, versions=(), steps=(),
+                        state=()) -> dict[str, int]:
         """``{status: count}`` of the workflows of ``flows`` (all when empty) whose id contains
-        ``q`` (and that started on one of ``versions``); statuses without any are left out.
-        Without ``q`` nor ``versions``, SQLite's are looked up."""
-        if not q and not versions and self._counted():
+        ``q`` (and that started on one of ``versions``, are at one of ``steps``, match the
+        ``state`` terms); statuses without any are left out. Without ``q``, ``versions``,
+        ``steps`` nor ``state``, SQLite's are looked up."""
+        if not q and not versions and not steps and not state and self._counted():
             stmt = select(COUNT.c.status, func.sum(COUNT.c.n)).group_by(COUNT.c.status)
             if flows:
                 stmt = stmt.where(COUNT.c.flow.in_(list(flows)))
             return {status: int(n) for status, n in self.session.execute(stmt) if n}
-        stmt = _filters(select(WORKFLOW.c.status, func.count()), flows, (), q, versions)
+        if len(state) == 1 and not q and not versions and not steps:
+            lead = ATTR.alias("lead")           # counted in the attribute's index alone
+            stmt = select(lead.c.status, func.count()).where(_attr_match(lead, state[0]))
+            return dict(self.session.execute(stmt.group_by(lead.c.status)).all())
+        columns = (WORKFLOW.c.status, func.count())
+        if state:
+            stmt, _, state = _searched(columns, state)
+        else:
+            stmt = select(*columns)
+        stmt = _filters(stmt, flows, (), q, versions, steps, state)
         return dict(self.session.execute(stmt.group_by(WORKFLOW.c.status)).all())
 
     def log_rows(self, id: str, type=None, step=None, after: int = 0,
@@ -665,10 +767,11 @@ class Store:
 
     def write(self, id: str, version: int | None, values: dict, logs: list[dict],
               event_key: str | None = None, visits: list[dict] | None = None,
-              stats: list[dict] | None = None) -> None:
+              stats: list[dict] | None = None, attrs: list[dict] | None = None) -> None:
         """Insert (``version`` None) or version-checked update of one workflow row, with its
         new log rows (and an idempotency key, and the step visits begun since the last
-        write: ``visit_params``, and the flow statistics' counter deltas: ``stats``), in one
+        write: ``visit_params``, the flow statistics' counter deltas: ``stats``, and its
+        search attributes: ``attr_params``), in one
         transaction, committed.
 
         Raises Stale when the row is not at ``version`` any more, Duplicate when the id or the
@@ -685,6 +788,8 @@ class Store:
                 _INSERT_LOG.run(connection, logs)
             if visits:
                 _INSERT_VISIT[connection.dialect.name].run(connection, visits)
+            if attrs:
+                _UPSERT_ATTR[connection.dialect.name].run(connection, attrs)
             if event_key is not None:
                 self.session.execute(insert(EVENT_KEY), {"workflow_id": id, "key": event_key,
                                                          "created_at": values["updated_at"]})
@@ -693,8 +798,10 @@ class Store:
         self.transaction(statements)
 
     def insert_many(self, rows: list[dict], logs: list[dict],
-                    visits: list[dict] | None = None, stats: list[dict] | None = None) -> None:
-        """Insert whole workflows (an import) in one transaction, with their counter deltas."""
+                    visits: list[dict] | None = None, stats: list[dict] | None = None,
+                    attrs: list[dict] | None = None) -> None:
+        """Insert whole workflows (an import) in one transaction, with their counter deltas
+        and search attributes."""
         def statements():
             self.session.execute(insert(WORKFLOW), rows)
             for i in range(0, len(logs), 5000):
@@ -704,6 +811,8 @@ class Store:
             if stats:
                 connection = self.session.connection()
                 _ADD_STATS[connection.dialect.name].run(connection, stats)
+            for i in range(0, len(attrs or ()), 5000):
+                self.session.execute(insert(ATTR), attrs[i:i + 5000])
         self.transaction(statements)
 
     # -- flow statistics (webapp.runtime.stats) -------------------------------------------
@@ -906,6 +1015,52 @@ class Store:
         return [Record.of(row) for row in self.session.execute(
             stmt.order_by(WORKFLOW.c.id).limit(limit))]
 
+    # -- search attributes (webapp.runtime.search) ---------------------------------------
+
+    def indexed_paths(self) -> dict[str, list[str]]:
+        """``{flow: [paths]}``: what each flow's workflows are indexed by."""
+        return {flow: json.loads(paths) for flow, paths in self.session.execute(
+            select(ATTR_INDEX.c.flow, ATTR_INDEX.c.paths))}
+
+    def reindex(self, flow: str, paths, keys, after: str = "", limit: int = 1000) -> str | None:
+        """Index up to ``limit`` workflows of ``flow`` by id after ``after``, in one
+        transaction: their rows of paths not in ``paths`` go, and ``keys(state_text)``
+        (``[(path, key)]``) is written for each. The rows are read in the transaction that
+        writes them (locked on PostgreSQL; on SQLite the write comes first, so the read is
+        under the write lock), so a commit meanwhile is not overwritten with older values.
+        ``(the last id indexed, how many)``."""
+        session = self.session
+        paths = list(paths)
+
+        def statements():
+            connection = session.connection()
+            ids = select(WORKFLOW.c.id).where(WORKFLOW.c.flow == flow, WORKFLOW.c.id > after
+                                              ).order_by(WORKFLOW.c.id).limit(limit)
+            session.execute(delete(ATTR).where(ATTR.c.workflow_id.in_(ids),
+                                               ATTR.c.path.not_in(paths)))
+            rows = session.execute(
+                select(WORKFLOW.c.id, WORKFLOW.c.state, WORKFLOW.c.updated_at,
+                       WORKFLOW.c.status)
+                .where(WORKFLOW.c.flow == flow, WORKFLOW.c.id > after)
+                .order_by(WORKFLOW.c.id).limit(limit).with_for_update()).all()
+            found = [row for id, state, updated, status in rows
+                     for row in attr_params(id, flow, keys(state), updated, status)]
+            if found:
+                _UPSERT_ATTR[connection.dialect.name].run(connection, found)
+            return (rows[-1].id if rows else after), len(rows)
+        return self.transaction(statements)
+
+    def set_indexed(self, flow: str, paths) -> None:
+        """Note that ``flow``'s workflows are indexed by ``paths`` (none: forget the flow)."""
+        def statements():
+            self.session.execute(delete(ATTR_INDEX).where(ATTR_INDEX.c.flow == flow))
+            if paths:
+                self.session.execute(insert(ATTR_INDEX), {"flow": flow,
+                                                          "paths": dumps(list(paths))})
+            else:
+                self.session.execute(delete(ATTR).where(ATTR.c.flow == flow))
+        self.transaction(statements)
+
     # -- schedules (webapp.runtime.schedules) -------------------------------------------------
 
     def schedule(self, id: str) -> ScheduleRecord | None:
@@ -979,7 +1134,7 @@ class Store:
                     continue          # another worker advanced it first: its fire, not ours
                 started = None
                 if start is not None and start[0]["id"] not in taken:
-                    row, logs, visits, stats = start
+                    row, logs, visits, stats, attrs = start
                     _INSERT_WORKFLOW.run(connection, row)
                     if logs:
                         _INSERT_LOG.run(connection, logs)
@@ -987,6 +1142,8 @@ class Store:
                         _INSERT_VISIT[connection.dialect.name].run(connection, visits)
                     if stats:
                         _ADD_STATS[connection.dialect.name].run(connection, stats)
+                    if attrs:
+                        _UPSERT_ATTR[connection.dialect.name].run(connection, attrs)
                     started = row["id"]
                 done.append((record, started))
             return done

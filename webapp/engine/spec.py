@@ -35,6 +35,9 @@ class FlowSpec:
     keys: dict[str, dict[str, list[str]]] | None = None
     # event name -> an example payload its handler takes (``@on_event(name, example=...)``)
     examples: dict[str, object] | None = None
+    # dotted paths into the state whose values are indexed for search (not in ``version``:
+    # what is indexed does not change what a stored workflow needs)
+    search_attributes: tuple[str, ...] = ()
 
     @property
     def version(self) -> str:
@@ -107,7 +110,32 @@ def build_spec(cls) -> FlowSpec:
     return FlowSpec(name=name, first_step=first, steps=tuple(steps),
                     transitions=_transitions(cls, steps, trees), handlers=handlers,
                     doc=inspect.cleandoc(cls.__doc__ or ""), examples=examples,
-                    keys=None if trees is None else {n: command_keys(t) for n, t in trees.items()})
+                    keys=None if trees is None else {n: command_keys(t) for n, t in trees.items()},
+                    search_attributes=search_paths(cls))
+
+
+MAX_PATH = 200       # a search attribute's path: what the index's path column holds
+
+
+def search_paths(cls) -> tuple[str, ...]:
+    """``cls.search_attributes`` checked: dotted paths into the state (``"plan.tier"``), each
+    part a non-empty key, at most MAX_PATH characters, none twice."""
+    declared = getattr(cls, "search_attributes", ())
+    if isinstance(declared, str) or not isinstance(declared, (tuple, list)):
+        raise FlowDefinitionError(
+            f"{cls.__name__}.search_attributes must be a tuple of dotted paths into the state, "
+            f'like ("userEmail", "plan.tier"), not {declared!r}')
+    for path in declared:
+        if (not isinstance(path, str) or not path or len(path) > MAX_PATH
+                or any(not part or part != part.strip() for part in path.split("."))
+                or re.search("[\x00-\x1f\ud800-\udfff]", path)):
+            raise FlowDefinitionError(
+                f"{cls.__name__}.search_attributes: {path!r} is not a dotted path into the "
+                f"state (keys joined by '.', like \"plan.tier\", at most {MAX_PATH} "
+                "characters)")
+    if len(set(declared)) != len(declared):
+        raise FlowDefinitionError(f"{cls.__name__}.search_attributes names a path twice")
+    return tuple(declared)
 
 
 def _step_trees(cls, steps) -> dict | None:

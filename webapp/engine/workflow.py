@@ -123,8 +123,9 @@ class _Engine:
 class Workflow:
     """Base class of workflows: subclass it and mark methods with ``@step``.
 
-    Class attributes: ``name`` (registry name, default the snake_case class name) and
-    ``first_step`` (default the first step defined).
+    Class attributes: ``name`` (registry name, default the snake_case class name),
+    ``first_step`` (default the first step defined) and ``search_attributes`` (dotted paths
+    into the state whose values the runtime indexes for search).
     """
 
     __workflow__: FlowSpec
@@ -142,6 +143,7 @@ class Workflow:
         declared = vars(cls).get("version")
         cls.version = str(declared) if declared is not None else cls.__workflow__.version
         cls.compatible_versions = tuple(str(v) for v in vars(cls).get("compatible_versions", ()))
+        cls.search_attributes = cls.__workflow__.search_attributes
 
     def __init__(self, state: dict | None = None, now=None):
         if state is not None and not isinstance(state, dict):

@@ -110,10 +110,11 @@ fork = _calls("fork")
 summary = Runtime.summary
 
 
-def list_workflows(flows=(), statuses=(), q=None, cursor=None, limit=50, versions=()):
+def list_workflows(flows=(), statuses=(), q=None, cursor=None, limit=50, versions=(),
+                   steps=(), state=None):
     """``Commands.list`` with the list page's names for its filters."""
     return Commands.list(current(), flow=flows, status=statuses, q=q, cursor=cursor,
-                         limit=limit, version=versions)
+                         limit=limit, version=versions, step=steps, state=state)
 
 
 def registry() -> dict:

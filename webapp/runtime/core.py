@@ -30,6 +30,7 @@ from .registry import load_flows
 from .visits import HistoryCommands
 from .schedules import ScheduleCommands
 from .stats import StatsCommands
+from .search import SearchCommands, attributes
 from .settings import SETTINGS, Settings
 from .unit import Heartbeat, Job, Stopping, ms, public
 
@@ -47,7 +48,7 @@ def owner_id(kind: str = "call") -> str:
 _unit = public      # see unit.public
 
 
-class Commands(ScheduleCommands, HistoryCommands, StatsCommands):
+class Commands(ScheduleCommands, HistoryCommands, StatsCommands, SearchCommands):
     """The runtime's commands and reads on ``store.Record``s (``describe(record)`` is the
     API's dict): what the views and the runner use. ``Runtime`` is the same, answering with
     the API's dicts. Errors are the RuntimeProblem subclasses, each with the ``status`` and
@@ -83,6 +84,7 @@ class Commands(ScheduleCommands, HistoryCommands, StatsCommands):
         self._active_lock = threading.Condition()
         if not settings["TINYFLOW_READ_ONLY"]:
             self.sync_declared_schedules()     # the flows' own ``schedules = [...]``
+            self.sync_search_index()           # workflows not indexed by what flows declare
 
     # -- the clock and the flows ---------------------------------------------------------
 
@@ -592,36 +594,56 @@ class Commands(ScheduleCommands, HistoryCommands, StatsCommands):
 
     summary = staticmethod(answers.summary)
 
+    def where(self, flow=(), status=(), q: str | None = None, version=(), step=(),
+              state=None) -> dict:
+        """The list's filters checked (``rules.filters``) and in the store's terms: the
+        keyword arguments of ``store.page``, ``store.count_by_status`` and ``store._filters``
+        (``flows``, ``statuses``, ``q``, ``versions``, ``steps``, ``state``). Each of
+        ``flow``, ``status``, ``version`` and ``step`` is a name or several; ``state`` is
+        ``{path: value}`` of search attributes that must all match."""
+        def names(value):
+            return [value] if isinstance(value, str) else list(value or ())
+        flows, statuses, versions, steps = names(flow), names(status), names(version), names(step)
+        terms = rules.filters(versions, statuses, q, flows=flows, steps=steps, state=state,
+                              known=self.flows)
+        return {"flows": flows, "statuses": statuses, "q": q, "versions": versions,
+                "steps": steps, "state": terms}
+
+    def attributes(self, record: storage.Record) -> dict:
+        """A list item's ``attributes``: ``{path: value}`` of its flow's declared paths."""
+        return attributes(self.flows.get(record.flow), record.state)
+
     @_unit
     def list(self, flow=(), status=(), q: str | None = None, cursor: str | None = None,
-             limit: int = 50, version=()) -> tuple[list[storage.Record], str | None]:
+             limit: int = 50, version=(), step=(),
+             state=None) -> tuple[list[storage.Record], str | None]:
         """Workflows newest-updated first with keyset pagination: (records, next_cursor or
-        None). ``flow``, ``status`` and ``version`` (the flow version they started on) are a
-        name or several."""
-        flows = [flow] if isinstance(flow, str) else list(flow or ())
-        statuses = [status] if isinstance(status, str) else list(status or ())
-        versions = [version] if isinstance(version, str) else list(version or ())
+        None). ``flow``, ``status``, ``version`` (the flow version they started on) and
+        ``step`` are a name or several; ``state`` is ``{path: value}`` of search attributes
+        (exact matches, all of them)."""
+        where = self.where(flow, status, q, version, step, state)
         limit = rules.limit(limit)
-        rules.filters([*flows, *versions], statuses, q)
         after = None
         if cursor:
             after = rules.decode_cursor(cursor)
             if (not isinstance(after, list) or len(after) != 2
                     or not isinstance(after[0], int) or not isinstance(after[1], str)):
                 raise Invalid("the cursor is not one this server gave out")
-        records = self.store.page(flows, statuses, q, tuple(after) if after else None,
-                                  limit + 1, versions)
+        records = self.store.page(after=tuple(after) if after else None, limit=limit + 1,
+                                  **where)
         more = len(records) > limit
         records = records[:limit]
         return records, (rules.encode_cursor([records[-1].updated_at, records[-1].id])
                          if more else None)
 
     @_unit
-    def status_counts(self, flows=(), q: str | None = None, versions=()) -> dict[str, int]:
+    def status_counts(self, flows=(), q: str | None = None, versions=(), steps=(),
+                      state=None) -> dict[str, int]:
         """``{status: count}`` over the workflows matching the flow filter and id search (and
-        the version filter)."""
-        rules.filters([*flows, *versions], (), q)
-        return self.store.count_by_status(flows, q, versions)
+        the version, step and search-attribute filters)."""
+        where = self.where(flows, (), q, versions, steps, state)
+        del where["statuses"]
+        return self.store.count_by_status(**where)
 
     @_unit
     def version_counts(self, flow: str) -> dict[str | None, int]:
@@ -722,9 +744,11 @@ class Runtime(Commands):
         return self.describe(super().fork(id, seq, new_id, state, now))
 
     def list(self, flow=(), status=(), q: str | None = None, cursor: str | None = None,
-             limit: int = 50, version=()) -> dict:
-        records, next_cursor = super().list(flow, status, q, cursor, limit, version)
-        return {"items": [{**answers.summary(r), "held": self.held(r)} for r in records],
+             limit: int = 50, version=(), step=(), state=None) -> dict:
+        records, next_cursor = super().list(flow, status, q, cursor, limit, version, step,
+                                            state)
+        return {"items": [{**answers.summary(r), "held": self.held(r),
+                           "attributes": self.attributes(r)} for r in records],
                 "next_cursor": next_cursor}
 
     def logs(self, id: str, type: str | None = None, step: str | None = None,

@@ -36,7 +36,7 @@ def import_snapshots(rt, data, flow: str | None = None, *, hint: str | None = No
     if taken:
         raise Conflict(f"workflows already exist: {', '.join(sorted(taken)[:10])}")
     at = ms(rt.clock())
-    rows, log_rows, visit_rows, stat_rows = [], [], [], []
+    rows, log_rows, visit_rows, stat_rows, attr_rows = [], [], [], [], []
     for id, snap in pairs:
         rules.check_id(id, f"the run id {id!r}", error=Invalid)
         rt.check_json(snap, f"{id}: the snapshot")
@@ -59,10 +59,12 @@ def import_snapshots(rt, data, flow: str | None = None, *, hint: str | None = No
         values = job.values(lease=False)[0]
         rows.append({"id": id, **values})
         stat_rows += job.stat_rows(values, entries)[0] or []
+        attr_rows += job.attrs(values) or ()
         log_rows += store.log_params(id, 1, entries)
         visit_rows += visits_of_log(id, entries)     # their states were never recorded
     try:
-        rt.store.insert_many(rows, log_rows, visit_rows, counters.merged(stat_rows))
+        rt.store.insert_many(rows, log_rows, visit_rows, counters.merged(stat_rows),
+                             attr_rows)
     except store.Duplicate as error:
         raise Conflict(f"could not import: {error}") from None
     except store.Busy as error:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import math
 import re
@@ -171,6 +172,68 @@ def value_or_text(text: str | None, what: str = "the value", *, error=Refused):
         return text
 
 
+# --- search attributes ------------------------------------------------------------------------
+# A value's key is what the index holds and a filter compares with, exactly: text is its JSON
+# text (``"3"``, with the quotes), a number its shortest JSON form (``3`` for 3 and 3.0), a
+# boolean ``true`` or ``false``; so the text "3", the number 3 and ``true`` never match one
+# another. Text longer than INLINE characters is kept as a digest (``#`` and its SHA-256, which
+# no JSON text begins with), so any value fits every database's index. Anything else (null, a
+# list, an object, nothing at the path) has no key: no filter finds it.
+
+INLINE = 190          # longer text is indexed by its digest (a PostgreSQL index entry is small)
+_KEY_TEXT = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def search_key(value) -> str | None:
+    """The index key of a state value (or a filter's), or None: not searchable."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, str):
+        text = _KEY_TEXT(value)
+        if len(text) > INLINE:
+            return "#" + hashlib.sha256(text.encode()).hexdigest()
+        return text
+    return None
+
+
+def lookup(state, path: str):
+    """The value at dotted ``path`` in ``state`` (objects only), or None."""
+    for part in path.split("."):
+        if not isinstance(state, dict):
+            return None
+        state = state.get(part)
+    return state
+
+
+def state_keys(paths, state) -> list[tuple[str, str | None]]:
+    """``[(path, key)]`` for each of ``paths`` in ``state`` (a dict, or its JSON text)."""
+    if isinstance(state, str):
+        try:
+            state = json.loads(state)
+        except ValueError:         # a broken row: nothing of it is searchable
+            state = None
+    return [(path, search_key(lookup(state, path))) for path in paths]
+
+
+def state_query(pairs) -> dict:
+    """The search filters of a query string's or a form's ``pairs`` (``(name, text)``, as
+    ``request.args.items(multi=True)``): ``state.<path>=<text>`` -> ``{path: value}``, the
+    text as a form's value (``value_or_text``: ``3`` is the number 3, ``"3"`` the text);
+    blank ones are left out (an empty input of the page)."""
+    found = {}
+    for name, text in pairs:
+        if name.startswith("state.") and text is not None and text.strip():
+            path = name[len("state."):]
+            found[path] = value_or_text(text, f"the filter on {path!r}", error=Invalid)
+    return found
+
+
 # --- cursors ---------------------------------------------------------------------------------
 
 def check_cursor(value, *, error=Refused) -> None:
@@ -292,9 +355,54 @@ def found(kind: str, id, load):
     return record
 
 
-def filters(names, statuses=(), q=None) -> None:
+def filters(names, statuses=(), q=None, *, flows=(), steps=(), state=None,
+            known=None) -> list[tuple]:
     """List filters are clean text (no NUL, no lone surrogate) and ``q`` at most MAX_QUERY
-    characters, refused before they reach the database."""
-    for value in (*names, *statuses):
+    characters, refused before they reach the database.
+
+    With ``known`` (``{name: flow class}``, the loaded flows), ``steps`` and ``state``
+    (``{path: value}``) are checked against the selected ``flows`` (every loaded one when
+    none is selected): a step none of them has, or a path none of them declares in its
+    ``search_attributes``, is refused naming the ones there are. Returns the search filters
+    as the store's terms: ``[(flows declaring the path, path, search_key(value))]``."""
+    for value in (*names, *statuses, *flows, *steps):
         check_text(value, "a filter", most=MAX_ID, error=Invalid)
     check_query(q, error=Invalid)
+    if state is not None and not isinstance(state, dict):
+        raise Invalid("the search filters must be an object of {path: value}")
+    if known is None:
+        return []
+    selected = list(flows) or sorted(known)
+    loaded = {name: known[name] for name in selected if name in known}
+    if steps and len(loaded) == len(selected):      # a flow not loaded: its steps are unknown
+        have = list(dict.fromkeys(s for cls in loaded.values() for s in cls.__workflow__.steps))
+        unknown = [s for s in steps if s not in have]
+        if unknown:
+            which = (f"flow {selected[0]!r}" if len(selected) == 1 else
+                     f"any of the flows {', '.join(selected)}" if flows else "any loaded flow")
+            raise Invalid(f"{unknown[0]!r} is not a step of {which} (steps: {', '.join(have)})")
+    terms = []
+    for path, value in (state or {}).items():
+        check_text(path, "a search attribute's path", most=MAX_ID, error=Invalid)
+        declaring = [name for name, cls in loaded.items() if path in cls.search_attributes]
+        if not declaring:
+            declared = {}
+            for name, cls in loaded.items():
+                for p in cls.search_attributes:
+                    declared.setdefault(p, []).append(name)
+            if len(selected) == 1:
+                which, named = f"flow {selected[0]!r}", ", ".join(declared) or "none"
+                said = f"it declares {named}"
+            else:
+                which = f"the flows {', '.join(selected)}" if flows else "any loaded flow"
+                said = "they declare " + ("; ".join(
+                    f"{p} ({', '.join(names)})" for p, names in declared.items()) or "none")
+            raise Invalid(f"{path!r} is not a search attribute of {which}: {said} (a flow "
+                          "names them in its search_attributes)")
+        check_value(value, f"the filter on {path!r}", error=Invalid)
+        key = search_key(value)
+        if key is None:
+            raise Invalid(f"the filter on {path!r} must be text, a number, true or false, "
+                          f"not {dumps(value)[:40]}")
+        terms.append((declaring, path, key))
+    return terms

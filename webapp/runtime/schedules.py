@@ -457,8 +457,9 @@ class ScheduleCommands:
         return len(done)
 
     def _first_row(self, record: storage.ScheduleRecord, wid: str, now: float):
-        """The row (log rows, first visit) of a new, not yet run workflow of the schedule: ``running``
-        and due now, so a runner's next claim runs it."""
+        """The row (log rows, first visit, counter deltas, search-attribute rows) of a new,
+        not yet run workflow of the schedule: ``running`` and due now, so a runner's next
+        claim runs it."""
         cls = self.flows[record.flow]
         wf = cls(state=json.loads(record.state), now=now)
         job = Job(wf, id=wid, flow=record.flow, owner="", version=None, log_count=0,
@@ -469,7 +470,7 @@ class ScheduleCommands:
             job.record_visit(0, wf.step, wf.to_json()["logs"][0]["_at"], 1, wf.state)
         values, new = job.values(lease=False)
         return ({"id": wid, **values}, storage.log_params(wid, 1, new), job.visits,
-                job.stat_rows(values, new)[0])
+                job.stat_rows(values, new)[0], job.attrs(values))
 
     @_unit
     def sync_declared_schedules(self, now=None) -> list[str]:

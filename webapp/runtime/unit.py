@@ -23,6 +23,7 @@ from .. import store
 from ..engine import Status, Workflow
 from . import counters
 from .errors import Invalid, Unavailable
+from .rules import state_keys
 
 log = logging.getLogger("webapp.runtime")
 
@@ -101,6 +102,10 @@ class Job:
         self.stats = stats
         self.was = was
         self._began = None if version is None else (lambda: self.store.visit_began(self.id))
+        # Search attributes: the flow's paths, and the keys of the state text last indexed
+        # (computed again only when the state changed).
+        self.search = getattr(type(wf), "search_attributes", ())
+        self._indexed: tuple[str, list] | None = None
 
     @classmethod
     def of(cls, wf: Workflow, record: store.Record, owner: str, **context) -> Job:
@@ -160,6 +165,17 @@ class Job:
         began = counters.deltas(tally, self.created_at, self.was,
                              (values["status"], values["step"]), new, self._began)
         return tally.rows(), began
+    def attrs(self, values: dict) -> list[dict] | None:
+        """The search-attribute rows of the commit of ``values`` (None: the flow declares
+        none): every declared path's key, each carrying the commit's ``updated_at`` and
+        ``status``."""
+        if not self.search:
+            return None
+        text = values["state"]
+        if self._indexed is None or self._indexed[0] != text:
+            self._indexed = (text, state_keys(self.search, self.wf.state))
+        return store.attr_params(self.id, self.flow, self._indexed[1], values["updated_at"],
+                                 values["status"])
 
     def commit(self, *, lease: bool, event_key: str | None = None) -> None:
         """Write the row (``lease``: keep holding it); store.Stale, store.Duplicate, or
@@ -170,7 +186,8 @@ class Job:
             try:
                 self.store.write(self.id, self.version, values,
                                  store.log_params(self.id, self.log_count + 1, new), event_key,
-                                 visits=self.visits, stats=counted)
+                                 visits=self.visits, stats=counted,
+                                 attrs=self.attrs(values))
             except store.Busy as error:
                 raise Unavailable(str(error)) from None
             self.was, self._began = (values["status"], values["step"]), began

@@ -85,9 +85,12 @@ def list_workflows():
     rows, next_cursor = runtime.list_workflows(
         flows=[f for f in request.args.getlist("flow") if f], statuses=statuses,
         q=request.args.get("q") or None, cursor=request.args.get("cursor") or None,
-        limit=limit_arg(50), versions=[v for v in request.args.getlist("version") if v])
+        limit=limit_arg(50), versions=[v for v in request.args.getlist("version") if v],
+        steps=[s for s in request.args.getlist("step") if s],
+        state=rules.state_query(request.args.items(multi=True)))
     rt = runtime.current()
-    return {"items": [{**runtime.summary(row), "held": rt.held(row)} for row in rows],
+    return {"items": [{**runtime.summary(row), "held": rt.held(row),
+                       "attributes": rt.attributes(row)} for row in rows],
             "next_cursor": next_cursor}
 
 

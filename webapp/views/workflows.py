@@ -51,20 +51,46 @@ def runtime_problem(error: RuntimeProblem):
 # --- the list --------------------------------------------------------------------------------
 
 def list_filters() -> dict:
-    """The list's filters from the query string: flow and status repeatable, q, cursor."""
+    """The list's filters from the query string: flow, status, version and step repeatable,
+    q, cursor, and ``state.<path>`` (the search attributes, as typed: ``state``)."""
     args = request.args
     return {
         "flow": [f for f in args.getlist("flow") if f],
         "status": [s for s in args.getlist("status") if s in STATUSES],
         "version": [v.strip() for v in args.getlist("version") if v.strip()],
+        "step": [s for s in args.getlist("step") if s],
         "q": args.get("q", "").strip(),
         "cursor": args.get("cursor") or None,
+        "state": {name[len("state."):]: text for name, text in args.items(multi=True)
+                  if name.startswith("state.") and text.strip()},
     }
+
+
+def query_of(filters: dict) -> dict:
+    """The query string of ``filters`` (for links), the search attributes as ``state.<path>``."""
+    query = {k: v for k, v in filters.items() if v and k != "state"}
+    query.update({f"state.{path}": text for path, text in filters["state"].items()})
+    return query
+
+
+def filter_choices(filters: dict) -> dict:
+    """What the filter form offers beyond flow and status: the steps of the selected flows
+    (with the steps asked for), the search attributes they declare (every loaded flow's when
+    none is selected; with the paths asked for), and the attribute columns (one flow chosen)."""
+    flows = runtime.registry()
+    chosen = [flows[name] for name in filters["flow"] if name in flows]
+    declaring = chosen if filters["flow"] else [flows[name] for name in sorted(flows)]
+    steps = [s for cls in chosen for s in cls.__workflow__.steps]
+    paths = [p for cls in declaring for p in cls.search_attributes]
+    one = chosen[0] if len(filters["flow"]) == 1 and chosen else None
+    return {"steps": list(dict.fromkeys([*steps, *filters["step"]])),
+            "search_paths": list(dict.fromkeys([*paths, *filters["state"]])),
+            "columns": list(one.search_attributes) if one else []}
 
 
 def list_item(row) -> dict:
     """A list row: the API's list item plus its open waits (for the "waiting for" column)."""
-    item = runtime.summary(row)
+    item = {**runtime.summary(row), "attributes": runtime.current().attributes(row)}
     try:
         described = runtime.describe(row)
         item["pending"], item["held"] = described["pending"], described["held"]
@@ -80,16 +106,27 @@ def digest(*parts) -> str:
 
 
 def list_context(start_form: dict | None = None) -> dict:
+    """The list page's context; a filter the rules refuse (an unknown step, an undeclared
+    search attribute) gives no rows and ``filter_error`` saying why (answered with 422)."""
     filters = list_filters()
-    rows, next_cursor = runtime.list_workflows(
-        flows=filters["flow"], statuses=filters["status"], q=filters["q"] or None,
-        cursor=filters["cursor"], limit=PAGE_SIZE, versions=filters["version"])
+    filter_error = None
+    try:
+        state = rules.state_query(request.args.items(multi=True))
+        rows, next_cursor = runtime.list_workflows(
+            flows=filters["flow"], statuses=filters["status"], q=filters["q"] or None,
+            cursor=filters["cursor"], limit=PAGE_SIZE, versions=filters["version"],
+            steps=filters["step"], state=state)
+        counts = runtime.status_counts(flows=filters["flow"], q=filters["q"] or None,
+                                       versions=filters["version"], steps=filters["step"],
+                                       state=state)
+    except runtime.Invalid as error:
+        filter_error, rows, next_cursor, counts = str(error), [], None, {}
     items = [list_item(row) for row in rows]
-    counts = runtime.status_counts(flows=filters["flow"], q=filters["q"] or None,
-                                   versions=filters["version"])
     live = any(item["status"] in LIVE for item in items)
-    query = {k: v for k, v in filters.items() if v}
+    query = query_of(filters)
     return {
+        **filter_choices(filters),
+        "filter_error": filter_error,
         "filters": filters,
         "query": query,
         "items": items,
@@ -113,11 +150,15 @@ def index():
     if request.method == "POST":
         return start()
     ctx = list_context(start_form={"values": {"flow": request.args.get("start", "")}})
+    status = 422 if ctx["filter_error"] else 200
     if web.is_htmx():
         if request.args.get("v") == ctx["version"]:
             return "", 204           # the poll found nothing new: keep the block as it is
-        return render_template("workflows/_results.html", **ctx)
-    return render_template("workflows/list.html", **ctx)
+        # A poll redraws the rows only; a change of the filters also redraws the filters
+        # that depend on the chosen flows (steps, search attributes), out of band.
+        return render_template("workflows/_results.html", oob=not request.args.get("v"),
+                               **ctx), status
+    return render_template("workflows/list.html", **ctx), status
 
 
 def start():
