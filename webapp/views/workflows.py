@@ -18,7 +18,7 @@ from flask import (Blueprint, abort, current_app, flash, get_flashed_messages, m
 from .. import diagram, runtime
 from ..engine.workflow import ACTIVE
 from ..runtime import RuntimeProblem, rules
-from . import access, web
+from . import access, batches, web
 
 bp = Blueprint("workflows", __name__)
 bp.record_once(lambda state: web.init_app(state.app))
@@ -94,6 +94,10 @@ def list_context(start_form: dict | None = None) -> dict:
                                    versions=filters["version"])
     live = any(item["status"] in LIVE for item in items)
     query = {k: v for k, v in filters.items() if v}
+    # "For all N matching": the list's filters as a batch takes them, and how many match.
+    batch_filter = {k: v for k, v in query.items() if k in batches.FILTER_FIELDS}
+    matching = (sum(counts.get(s, 0) for s in filters["status"]) if filters["status"]
+                else sum(counts.values()))
     return {
         "filters": filters,
         "query": query,
@@ -109,6 +113,8 @@ def list_context(start_form: dict | None = None) -> dict:
         "loaded_versions": sorted({cls.version for cls in runtime.registry().values()}),
         "statuses": STATUSES,
         "start_form": start_form or {},
+        "batch_filter": batch_filter,
+        "matching": matching,
     }
 
 
