@@ -971,8 +971,11 @@ class Store:
                 total = len(ids)
             else:
                 chosen = _filters(select(literal(batch_id, String), WORKFLOW.c.id), **filters)
-                total = session.execute(insert(BATCH_ITEM).from_select(
-                    ["batch_id", "workflow_id"], chosen)).rowcount
+                session.execute(insert(BATCH_ITEM).from_select(["batch_id", "workflow_id"],
+                                                               chosen))
+                # counted, not the driver's rowcount (psycopg gives none for INSERT ... SELECT)
+                total = session.execute(select(func.count()).select_from(BATCH_ITEM).where(
+                    BATCH_ITEM.c.batch_id == batch_id)).scalar()
             if check is not None:
                 check(total)
             session.execute(update(BATCH).where(BATCH.c.id == batch_id).values(total=total))
@@ -1001,15 +1004,18 @@ class Store:
             stmt = stmt.where(BATCH_ITEM.c.outcome == outcome)
         return self.session.execute(stmt.order_by(BATCH_ITEM.c.workflow_id).limit(limit)).all()
 
-    def claim_batch(self, owner: str, now_ms: int, lease_ms: int) -> BatchRecord | None:
-        """Lease the oldest unfinished batch that nobody else holds (or whose lease expired:
-        its runner died) to ``owner`` until ``now_ms + lease_ms``; None when there is none.
-        The lease is taken by an UPDATE whose WHERE says it is free, so two runners never
-        both get it."""
+    def claim_batch(self, owner: str, now_ms: int, lease_ms: int,
+                    only: str | None = None) -> BatchRecord | None:
+        """Lease the oldest unfinished batch (or ``only`` that one) that nobody else holds
+        (or whose lease expired: its runner died) to ``owner`` until ``now_ms + lease_ms``;
+        None when there is none. The lease is taken by an UPDATE whose WHERE says it is
+        free, so two runners never both get it."""
         session = self.session
         free = and_(BATCH.c.status == "running",
                     or_(BATCH.c.lease_owner.is_(None), BATCH.c.lease_owner == owner,
                         BATCH.c.lease_expires < now_ms))
+        if only is not None:
+            free = and_(free, BATCH.c.id == only)
 
         def statements():
             ids = session.execute(

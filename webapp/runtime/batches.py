@@ -75,8 +75,8 @@ class BatchCommands:
             if total > most and not confirm:
                 raise ConfirmNeeded(
                     f"this would {action} {total:,} workflows, more than "
-                    f"TINYFLOW_BATCH_CONFIRM_OVER ({most:,}): send it again with "
-                    "\"confirm\": true to go ahead")
+                    f"TINYFLOW_BATCH_CONFIRM_OVER ({most:,}): confirm it (\"confirm\": true "
+                    "in the API, --yes on the command line)")
         batch_id = uuid.uuid4().hex[:16]
         values = {"id": batch_id, "action": action, "params": storage.dumps(params),
                   "status": "running", "created_at": ms(self._now(now))}
@@ -161,17 +161,19 @@ class BatchCommands:
     # -- carrying them out --------------------------------------------------------------------
 
     @public
-    def run_batches(self, owner: str | None = None, now=None, chunk: int | None = None) -> int:
-        """One pass of a runner over the batches: lease the oldest unfinished one (or keep
-        the one ``owner`` holds) and settle its next chunk; how many workflows were settled.
-        A batch with none left is finished. Busy database -> Unavailable."""
+    def run_batches(self, owner: str | None = None, now=None, chunk: int | None = None,
+                    only: str | None = None) -> int:
+        """One pass of a runner over the batches: lease the oldest unfinished one (``only``:
+        that one, if nobody else holds it; a runner keeps the one its ``owner`` holds) and
+        settle its next chunk; how many workflows were settled. A batch with none left is
+        finished. Busy database -> Unavailable."""
         from .core import owner_id
         if self.stopping.is_set():
             return 0
         keep = owner is not None     # a runner keeps its lease from one pass to the next
         owner = owner or owner_id("batch")
         try:
-            record = self.store.claim_batch(owner, ms(self.clock()), self.lease_ms)
+            record = self.store.claim_batch(owner, ms(self.clock()), self.lease_ms, only)
             if record is None:
                 return 0
             try:
