@@ -183,6 +183,20 @@ def test_the_host_serve_listens_on(env_app, monkeypatch):
     assert served["host"] == "127.0.0.2"
 
 
+def test_the_batch_confirmation_limit_and_chunk(env_app):
+    app = env_app(TINYFLOW_BATCH_CONFIRM_OVER="2", TINYFLOW_BATCH_CHUNK="2")
+    client = app.test_client()
+    for i in range(3):
+        assert start(app, "guess_game_2", id=f"g{i}").status_code == 201
+    body = {"action": "cancel", "filter": {"flow": "guess_game_2"}}
+    refused = client.post("/api/batches", json=body)
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "confirm_needed"
+    assert client.post("/api/batches", json={**body, "confirm": True}).status_code == 202
+    with app.app_context():
+        rt = runtime.current()
+        assert [rt.run_batches(owner="r"), rt.run_batches(owner="r")] == [2, 1]
+
+
 def test_the_config_wins_over_the_environment(env_app, monkeypatch, tmp_path, clock):
     monkeypatch.setenv("TINYFLOW_LEASE_SECONDS", "300")
     monkeypatch.setenv("TINYFLOW_INSTANCE", str(tmp_path / "instance"))

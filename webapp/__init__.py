@@ -83,11 +83,12 @@ def create_app(config: dict | None = None) -> Flask:
 
         diagram.renderer.dot_command = app.config["TINYFLOW_DOT"]   # one renderer a process
 
-    from .views import access, api, flows, schedules, workflows
+    from .views import access, api, batches, flows, schedules, workflows
 
     app.register_blueprint(workflows.bp)
     app.register_blueprint(flows.bp)
     app.register_blueprint(schedules.bp)
+    app.register_blueprint(batches.bp)
     app.register_blueprint(api.bp)
     access.init_app(app)        # the token, read-only mode and the security headers
 

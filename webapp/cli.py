@@ -1,5 +1,5 @@
 """The ``tiny-workflow`` command: serve, worker, demo, play, start, import, export, list,
-send, schedule, stats, reindex."""
+send, migrate, stats, reindex, and the ``schedule`` and ``batch`` groups."""
 from __future__ import annotations
 
 import click
@@ -499,3 +499,186 @@ _schedule_verb("pause", "Pause schedule ID: no fires until it is resumed.")
 _schedule_verb("resume", "Resume schedule ID from its next fire (what was missed is skipped).")
 _schedule_verb("trigger", "Start schedule ID's workflow now; print it as the API answers.")
 _schedule_verb("delete", "Delete schedule ID (a declared one cannot be: pause it).")
+
+
+# -- batches ----------------------------------------------------------------------------------
+
+@main.group()
+def batch():
+    """Batches: cancel, retry or send an event to many workflows at once (cancel, retry,
+    send, show, list)."""
+
+
+def _batch_options(command):
+    """The list's filters (or --id), --yes and --detach, shared by the batch commands."""
+    for option in reversed([
+        click.option("--id", "ids", multiple=True, help="This workflow (repeatable); instead "
+                     "of the filters."),
+        click.option("--flow", multiple=True, help="Every workflow of this flow (repeatable)."),
+        click.option("--status", multiple=True,
+                     type=click.Choice([status.value for status in Status]),
+                     help="... in this status (repeatable)."),
+        click.option("--version", "versions", multiple=True,
+                     help="... that started on this flow version (repeatable)."),
+        click.option("-q", "--search", help="... whose id contains this text."),
+        click.option("--yes", is_flag=True, help="Confirm a batch over "
+                     "TINYFLOW_BATCH_CONFIRM_OVER workflows without being asked."),
+        click.option("--detach", is_flag=True, help="Make the batch and print its id; the "
+                     "runners carry it out (do not wait)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _make_batch(action, ids, flow, status, versions, search, yes, detach, **details):
+    """Make the batch (asking to confirm a large one on a terminal), then carry it out here
+    (sharing it with any worker) while printing its progress, until it is finished. Exits 1
+    when any workflow failed."""
+    import sys
+
+    from . import runtime
+
+    rt = runtime.current()
+    choice = {"ids": list(ids)} if ids else {"filter": {
+        "flow": list(flow), "status": list(status), "version": list(versions), "q": search}}
+    try:
+        try:
+            record = rt.create_batch(action, **choice, confirm=yes, **details)
+        except runtime.RuntimeProblem as error:
+            if error.code != "confirm_needed" or not sys.stdin.isatty():
+                raise
+            click.confirm(f"{error}. Go ahead?", abort=True)
+            record = rt.create_batch(action, **choice, confirm=True, **details)
+    except runtime.RuntimeProblem as error:
+        if error.code == "confirm_needed":
+            raise _Refused(f"{error} ({error.code})") from None
+        if error.status == 422:
+            raise _Refused(f"{error} ({error.code})") from None
+        raise _problem(error) from None
+    click.echo(f"batch {record.id}: {action} {record.total:,} workflow(s)")
+    if detach:
+        return
+    record = _follow(rt, record)
+    click.echo(f"batch {record.id} finished: {record.done:,} done, {record.skipped:,} "
+               f"skipped, {record.failed:,} failed")
+    for outcome in ("skipped", "failed"):
+        items, more = rt.batch_items(record.id, outcome, limit=10)
+        for item in items:
+            click.echo(f"  {outcome} {item['id']}: {item['message']}")
+        if more:
+            click.echo(f"  (more {outcome}: tiny-workflow batch show {record.id} --items)")
+    if record.failed:
+        raise SystemExit(1)
+
+
+def _follow(rt, record):
+    """Settle the batch's chunks here until it is finished, showing its progress: a bar on
+    a terminal, else a line at every tenth. While a worker holds it, wait for that one."""
+    import sys
+    import time
+
+    from . import runtime
+
+    owner = runtime.owner_id("cli")
+
+    def settled(r):
+        return r.done + r.skipped + r.failed
+
+    shown = [settled(record)]
+    bar = (click.progressbar(length=record.total, label=f"{record.action} {record.id}")
+           if sys.stdout.isatty() else None)
+    try:
+        while record.status != "finished":
+            try:
+                if not rt.run_batches(owner=owner, only=record.id):
+                    time.sleep(0.2)          # another runner holds it: look again shortly
+            except runtime.Unavailable:
+                time.sleep(0.2)
+            record = rt.batch(record.id)
+            now = settled(record)
+            if bar is not None:
+                bar.update(now - shown[0])
+            elif now * 10 // max(record.total, 1) > shown[0] * 10 // max(record.total, 1):
+                click.echo(f"  {now:,} of {record.total:,} settled ({record.done:,} done, "
+                           f"{record.skipped:,} skipped, {record.failed:,} failed)")
+            shown[0] = now
+    finally:
+        if bar is not None:
+            bar.render_finish()
+        try:
+            rt.store.release_batch(record.id, owner)
+        except Exception:          # its lease expires: a worker takes it over then
+            pass
+    return record
+
+
+@batch.command("cancel")
+@_batch_options
+@click.option("--reason", help="Why (kept in each workflow's log).")
+def batch_cancel(reason, **options):
+    """Cancel every workflow the filters (or --id) choose."""
+    _make_batch("cancel", reason=reason, **options)
+
+
+@batch.command("retry")
+@_batch_options
+def batch_retry(**options):
+    """Retry every failed workflow the filters (or --id) choose (others are skipped)."""
+    _make_batch("retry", **options)
+
+
+@batch.command("send")
+@click.argument("name")
+@click.argument("payload", required=False)
+@_batch_options
+def batch_send(name, payload, **options):
+    """Send event NAME (PAYLOAD: JSON, else text) to every workflow the filters (or --id)
+    choose, once each."""
+    from .runtime import rules
+
+    if payload is not None:
+        payload = rules.value_or_text(payload, "PAYLOAD", error=click.UsageError)
+    _make_batch("send", event={"name": name, "payload": payload}, **options)
+
+
+@batch.command("show")
+@click.argument("id")
+@click.option("--items", "outcome", flag_value="all", help="List every settled item too.")
+def batch_show(id, outcome):
+    """Print batch ID as the API answers it (with --items: each workflow's outcome)."""
+    import json
+
+    from . import runtime
+
+    rt = runtime.current()
+    try:
+        answer = rt.batch_answer(rt.batch(id))
+    except runtime.RuntimeProblem as error:
+        raise _problem(error) from None
+    click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+    cursor = None
+    while outcome:
+        items, cursor = rt.batch_items(id, cursor=cursor, limit=500)
+        for item in items:
+            click.echo(f"{item['id']}  {item['outcome'] or 'to do'}"
+                       + (f"  {item['message']}" if item["message"] else ""))
+        if not cursor:
+            break
+
+
+@batch.command("list")
+def batch_list():
+    """List the recent batches, newest first."""
+    from . import runtime
+
+    rt = runtime.current()
+    records, _ = rt.batches(limit=50)
+    lines = [("ID", "ACTION", "STATUS", "TOTAL", "DONE", "SKIPPED", "FAILED", "CREATED")]
+    for record in records:
+        item = rt.batch_answer(record)
+        lines.append((item["id"], item["action"], item["status"], str(item["total"]),
+                      str(item["done"]), str(item["skipped"]), str(item["failed"]),
+                      item["created_at"]))
+    widths = [max(len(line[i]) for line in lines) for i in range(8)]
+    for line in lines:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())

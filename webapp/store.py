@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, fields, replace
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (BigInteger, Boolean, ForeignKey, Index, String, Text, bindparam,
-                        and_, create_engine, delete, event, exc, func, insert, inspect, or_,
-                        select, text, tuple_, update)
+                        and_, create_engine, delete, event, exc, exists, func, insert, inspect,
+                        literal, or_, select, text, tuple_, update)
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_session, sessionmaker
@@ -236,6 +236,51 @@ class ScheduleRow(db.Model):
     )
 
 
+class BatchRow(db.Model):
+    """A batch: one action (cancel, retry, send) over a set of workflows fixed when it was
+    made (its items). ``params`` holds the action's details (reason, event) and how the set
+    was chosen, as JSON; ``done``, ``skipped`` and ``failed`` count its settled items. A
+    runner carries it out under a lease, as it runs a workflow."""
+
+    __tablename__ = "workflow_batch"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    action: Mapped[str] = mapped_column(String(16))
+    params: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))      # running | finished
+    total: Mapped[int] = mapped_column(BigInteger)
+    done: Mapped[int] = mapped_column(BigInteger)
+    skipped: Mapped[int] = mapped_column(BigInteger)
+    failed: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_batch_created", "created_at", "id"),)
+
+
+class BatchItemRow(db.Model):
+    """One workflow of a batch: its ``outcome`` (NULL until settled: ``done``, ``skipped``,
+    ``failed``) and why it was skipped or failed."""
+
+    __tablename__ = "workflow_batch_item"
+
+    batch_id: Mapped[str] = mapped_column(String(32), ForeignKey("workflow_batch.id"),
+                                          primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    message: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        # The items still to do, in id order: a chunk is the first few of this index, which
+        # holds only those (a settled item leaves it), however far the batch has got.
+        Index("ix_batch_item_pending", "batch_id", "workflow_id",
+              sqlite_where=text("outcome IS NULL"), postgresql_where=text("outcome IS NULL")),
+        {"sqlite_with_rowid": False},
+    )
+
+
 @dataclass(slots=True)
 class Record:
     """A workflow as the runtime and the views see it: the columns of its row, detached (the
@@ -299,6 +344,28 @@ class ScheduleRecord:
         return replace(self, **values)
 
 
+@dataclass(slots=True)
+class BatchRecord:
+    """A batch as the runtime sees it: the columns of its row, detached."""
+
+    id: str
+    action: str
+    params: str
+    status: str
+    total: int
+    done: int
+    skipped: int
+    failed: int
+    created_at: int
+    finished_at: int | None
+    lease_owner: str | None
+    lease_expires: int | None
+
+    @classmethod
+    def of(cls, row) -> BatchRecord:
+        return cls(*row)
+
+
 _COLUMNS = tuple(f.name for f in fields(Record) if f.name != "note")
 
 
@@ -312,6 +379,8 @@ VISIT_COLUMNS = tuple(VISIT.c.keys())
 STAT = FlowStat.__table__
 ATTR = AttrRow.__table__
 ATTR_INDEX = AttrIndexRow.__table__
+BATCH = BatchRow.__table__
+BATCH_ITEM = BatchItemRow.__table__
 
 
 class Stale(Exception):
@@ -335,6 +404,7 @@ dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=Fa
 
 assert tuple(WORKFLOW.c.keys()) == _COLUMNS, "Record's fields are the workflow table's columns"
 assert tuple(SCHEDULE.c.keys()) == tuple(f.name for f in fields(ScheduleRecord))
+assert tuple(BATCH.c.keys()) == tuple(f.name for f in fields(BatchRecord))
 
 
 # -- setup ------------------------------------------------------------------------------------
@@ -449,6 +519,19 @@ def _add_stats(module):
         set_={"n": STAT.c.n + statement.excluded.n, "v": STAT.c.v + statement.excluded.v}))
 
 
+def merge_stats(rows: list[dict]) -> list[dict]:
+    """Counter deltas of several workflows summed by key, sorted (one lock order)."""
+    summed: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row["flow"], row["kind"], row["period"], row["a"], row["b"])
+        if key in summed:
+            summed[key] = {**summed[key], "n": summed[key]["n"] + row["n"],
+                           "v": summed[key]["v"] + row["v"]}
+        else:
+            summed[key] = row
+    return [summed[key] for key in sorted(summed, key=repr)]
+
+
 # Counter deltas (rows sorted by key by their maker: writers lock them in one order).
 _ADD_STATS = {"sqlite": _add_stats(sqlite_dialect), "postgresql": _add_stats(postgresql_dialect)}
 
@@ -464,6 +547,10 @@ def _upsert_attr(module):
 _UPSERT_ATTR = {"sqlite": _upsert_attr(sqlite_dialect),
                 "postgresql": _upsert_attr(postgresql_dialect)}
 _LOAD = select(WORKFLOW).where(WORKFLOW.c.id == bindparam("id"))
+_SETTLE_ITEM = _Prepared(update(BATCH_ITEM).where(
+    BATCH_ITEM.c.batch_id == bindparam("where_batch"),
+    BATCH_ITEM.c.workflow_id == bindparam("where_id"), BATCH_ITEM.c.outcome.is_(None)))
+OUTCOMES = ("done", "skipped", "failed")
 _UPDATE_SCHEDULE = _Prepared(update(SCHEDULE).where(
     SCHEDULE.c.id == bindparam("where_id"), SCHEDULE.c.version == bindparam("where_version")))
 
@@ -1147,6 +1234,174 @@ class Store:
                     started = row["id"]
                 done.append((record, started))
             return done
+        return self.transaction(statements)
+
+    # -- batches (webapp.runtime.batches) -----------------------------------------------------
+
+    def count_matching(self, filters: dict) -> int:
+        """How many workflows the list's filters (``_filters``' keywords) match."""
+        stmt = _filters(select(func.count()).select_from(WORKFLOW), **filters)
+        return int(self.session.execute(stmt).scalar())
+
+    def add_batch(self, values: dict, *, ids=None, filters: dict | None = None,
+                  check=None) -> int:
+        """Insert a batch (``values``: its columns but the counts) and its items, in one
+        transaction: the workflows ``ids`` (unique), or every workflow the list's
+        ``filters`` match now (one INSERT ... SELECT). ``check(total)`` may refuse (raise)
+        before it is committed. Returns the number of items."""
+        session = self.session
+        batch_id = values["id"]
+
+        def statements():
+            session.execute(insert(BATCH), {**values, "total": 0, "done": 0, "skipped": 0,
+                                            "failed": 0, "finished_at": None,
+                                            "lease_owner": None, "lease_expires": None})
+            if ids is not None:
+                for i in range(0, len(ids), 5000):
+                    session.execute(insert(BATCH_ITEM), [
+                        {"batch_id": batch_id, "workflow_id": id, "outcome": None,
+                         "message": None} for id in ids[i:i + 5000]])
+                total = len(ids)
+            else:
+                chosen = _filters(select(literal(batch_id, String), WORKFLOW.c.id), **filters)
+                session.execute(insert(BATCH_ITEM).from_select(["batch_id", "workflow_id"],
+                                                               chosen))
+                # counted, not the driver's rowcount (psycopg gives none for INSERT ... SELECT)
+                total = session.execute(select(func.count()).select_from(BATCH_ITEM).where(
+                    BATCH_ITEM.c.batch_id == batch_id)).scalar()
+            if check is not None:
+                check(total)
+            session.execute(update(BATCH).where(BATCH.c.id == batch_id).values(total=total))
+            return total
+        return self.transaction(statements)
+
+    def batch(self, id: str) -> BatchRecord | None:
+        row = self.session.execute(select(BATCH).where(BATCH.c.id == id)).first()
+        return None if row is None else BatchRecord.of(row)
+
+    def batches(self, after: tuple[int, str] | None = None, limit: int = 50) -> list:
+        """Up to ``limit`` batches, newest first, after the keyset position ``after``."""
+        stmt = select(BATCH)
+        if after is not None:
+            stmt = stmt.where(tuple_(BATCH.c.created_at, BATCH.c.id) < tuple_(*after))
+        stmt = stmt.order_by(BATCH.c.created_at.desc(), BATCH.c.id.desc()).limit(limit)
+        return [BatchRecord.of(row) for row in self.session.execute(stmt)]
+
+    def batch_items(self, id: str, outcome: str | None = None, after: str = "",
+                    limit: int = 100) -> list:
+        """Up to ``limit`` items of batch ``id`` (of that ``outcome``), by workflow id after
+        ``after``: rows of (workflow_id, outcome, message)."""
+        stmt = select(BATCH_ITEM.c.workflow_id, BATCH_ITEM.c.outcome, BATCH_ITEM.c.message
+                      ).where(BATCH_ITEM.c.batch_id == id, BATCH_ITEM.c.workflow_id > after)
+        if outcome is not None:
+            stmt = stmt.where(BATCH_ITEM.c.outcome == outcome)
+        return self.session.execute(stmt.order_by(BATCH_ITEM.c.workflow_id).limit(limit)).all()
+
+    def claim_batch(self, owner: str, now_ms: int, lease_ms: int,
+                    only: str | None = None) -> BatchRecord | None:
+        """Lease the oldest unfinished batch (or ``only`` that one) that nobody else holds
+        (or whose lease expired: its runner died) to ``owner`` until ``now_ms + lease_ms``;
+        None when there is none. The lease is taken by an UPDATE whose WHERE says it is
+        free, so two runners never both get it."""
+        session = self.session
+        free = and_(BATCH.c.status == "running",
+                    or_(BATCH.c.lease_owner.is_(None), BATCH.c.lease_owner == owner,
+                        BATCH.c.lease_expires < now_ms))
+        if only is not None:
+            free = and_(free, BATCH.c.id == only)
+
+        def statements():
+            ids = session.execute(
+                select(BATCH.c.id).where(free).order_by(BATCH.c.created_at).limit(5)
+                .with_for_update(skip_locked=True)).scalars().all()
+            for id in ids:
+                if session.execute(update(BATCH).where(BATCH.c.id == id, free).values(
+                        lease_owner=owner, lease_expires=now_ms + lease_ms)).rowcount == 1:
+                    return self.batch(id)
+            return None
+        return self.transaction(statements)
+
+    def release_batch(self, id: str, owner: str) -> None:
+        """Give back ``owner``'s lease of batch ``id`` (a runner that stops)."""
+        self.transaction(lambda: self.session.execute(
+            update(BATCH).where(BATCH.c.id == id, BATCH.c.lease_owner == owner).values(
+                lease_owner=None, lease_expires=None)))
+
+    def pending_items(self, id: str, limit: int) -> list[str]:
+        """The first ``limit`` workflow ids of batch ``id`` not settled yet, by id."""
+        return list(self.session.execute(
+            select(BATCH_ITEM.c.workflow_id).where(BATCH_ITEM.c.batch_id == id,
+                                                   BATCH_ITEM.c.outcome.is_(None))
+            .order_by(BATCH_ITEM.c.workflow_id).limit(limit)).scalars())
+
+    def keyed(self, key: str, ids) -> set[str]:
+        """Which of the workflows ``ids`` hold the idempotency key ``key`` (a change that
+        carried it was committed)."""
+        ids = list(ids)
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            found.update(self.session.execute(
+                select(EVENT_KEY.c.workflow_id).where(EVENT_KEY.c.workflow_id.in_(
+                    ids[i:i + 500]), EVENT_KEY.c.key == key)).scalars())
+        return found
+
+    def load_many(self, ids) -> dict[str, Record]:
+        """``{id: record}`` of those of ``ids`` that exist."""
+        ids = list(ids)
+        found = {}
+        for i in range(0, len(ids), 500):
+            for row in self.session.execute(
+                    select(WORKFLOW).where(WORKFLOW.c.id.in_(ids[i:i + 500]))):
+                found[row.id] = Record.of(row)
+        return found
+
+    def settle(self, id: str, outcomes: dict, *, owner: str, lease_expires: int, now_ms: int,
+               changes=()) -> set[str]:
+        """One transaction: write ``changes`` (``(workflow id, version, row values, log
+        rows, counter deltas, search-attribute rows)``, each version-checked as ``write`` does), record the ``outcomes`` of batch
+        ``id``'s items (``{workflow id: (outcome, message)}``; an item settled already, by
+        another runner, is left as it is, and so are the workflows whose change lost its
+        race), count them in the batch, extend ``owner``'s lease to ``lease_expires``, and
+        finish the batch once no item is left. Returns the ids whose change was stale (their
+        items stay to do)."""
+        session = self.session
+
+        def statements():
+            connection = session.connection()
+            stale: set[str] = set()
+            logs: list[dict] = []
+            stats: list[dict] = []
+            attrs: list[dict] = []
+            for workflow_id, version, values, log_rows, stat_rows, attr_rows in changes:
+                if _UPDATE_WORKFLOW.run(connection, {**values, "where_id": workflow_id,
+                                                     "where_version": version}) != 1:
+                    stale.add(workflow_id)
+                else:
+                    logs.extend(log_rows)
+                    stats.extend(stat_rows)
+                    attrs.extend(attr_rows)
+            if logs:
+                _INSERT_LOG.run(connection, logs)
+            if attrs:
+                _UPSERT_ATTR[connection.dialect.name].run(connection, attrs)
+            if stats:
+                _ADD_STATS[connection.dialect.name].run(connection, merge_stats(stats))
+            counts = dict.fromkeys(OUTCOMES, 0)
+            for workflow_id, (outcome, message) in outcomes.items():
+                if workflow_id not in stale and _SETTLE_ITEM.run(connection, {
+                        "outcome": outcome, "message": message, "where_batch": id,
+                        "where_id": workflow_id}) == 1:
+                    counts[outcome] += 1
+            session.execute(update(BATCH).where(BATCH.c.id == id).values(
+                **{name: BATCH.c[name] + n for name, n in counts.items()}))
+            session.execute(update(BATCH).where(BATCH.c.id == id, BATCH.c.lease_owner == owner)
+                            .values(lease_expires=lease_expires))
+            session.execute(update(BATCH).where(
+                BATCH.c.id == id, BATCH.c.status == "running",
+                ~exists().where(BATCH_ITEM.c.batch_id == id, BATCH_ITEM.c.outcome.is_(None)))
+                .values(status="finished", finished_at=now_ms, lease_owner=None,
+                        lease_expires=None))
+            return stale
         return self.transaction(statements)
 
     # -- login sessions (webapp.views.access) ----------------------------------------------

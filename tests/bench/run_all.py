@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_batches  # noqa: E402
 import bench_dashboard  # noqa: E402
 import bench_engine  # noqa: E402
 import bench_events  # noqa: E402
@@ -24,7 +25,7 @@ import bench_schedules  # noqa: E402
 import common  # noqa: E402
 
 BENCHMARKS = {"engine": bench_engine, "events": bench_events, "dashboard": bench_dashboard,
-              "runner": bench_runner, "schedules": bench_schedules}
+              "runner": bench_runner, "schedules": bench_schedules, "batches": bench_batches}
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from . import answers, rules, versions
 from .errors import (Broken, Conflict, Invalid, NotFound, Unavailable, VersionMismatch,
                      broken)
 from .registry import load_flows
+from .batches import BatchCommands
 from .visits import HistoryCommands
 from .schedules import ScheduleCommands
 from .stats import StatsCommands
@@ -48,7 +49,8 @@ def owner_id(kind: str = "call") -> str:
 _unit = public      # see unit.public
 
 
-class Commands(ScheduleCommands, HistoryCommands, StatsCommands, SearchCommands):
+class Commands(ScheduleCommands, HistoryCommands, StatsCommands, SearchCommands,
+               BatchCommands):
     """The runtime's commands and reads on ``store.Record``s (``describe(record)`` is the
     API's dict): what the views and the runner use. ``Runtime`` is the same, answering with
     the API's dicts. Errors are the RuntimeProblem subclasses, each with the ``status`` and
@@ -392,26 +394,33 @@ class Commands(ScheduleCommands, HistoryCommands, StatsCommands, SearchCommands)
         return self._change(id, mutate, now)
 
     @_unit
-    def cancel(self, id: str, reason: str | None = None, now=None):
-        """Cancel (closed workflow -> Conflict)."""
+    def cancel(self, id: str, reason: str | None = None, now=None, *,
+               idempotency_key: str | None = None):
+        """Cancel (closed workflow -> Conflict). ``idempotency_key`` (a batch's): kept with
+        the change; a workflow that holds it already is answered as it is."""
         rules.check_text(reason, "the reason", error=Invalid)
+        rules.idempotency_key(idempotency_key)
 
         def mutate(wf, now):
             try:
                 wf.cancel(reason, now=now)
             except WorkflowClosed as error:
                 raise Conflict(str(error)) from None
-        return self._change(id, mutate, now, run=False, held_ok=True)
+        return self._change(id, mutate, now, run=False, held_ok=True,
+                            event_key=idempotency_key)
 
     @_unit
-    def retry(self, id: str, now=None):
-        """Retry a failed workflow and run it (not failed -> Conflict)."""
+    def retry(self, id: str, now=None, *, idempotency_key: str | None = None):
+        """Retry a failed workflow and run it (not failed -> Conflict); ``idempotency_key``
+        as for ``cancel``."""
+        rules.idempotency_key(idempotency_key)
+
         def mutate(wf, now):
             try:
                 wf.retry(now=now)
             except ValueError as error:
                 raise Conflict(str(error)) from None
-        return self._change(id, mutate, now)
+        return self._change(id, mutate, now, event_key=idempotency_key)
 
     def _change(self, id: str, mutate, now=None, *, run: bool = True,
                 event_key: str | None = None, held_ok: bool = False):

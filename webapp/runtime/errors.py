@@ -56,3 +56,10 @@ class VersionMismatch(Conflict):
     cancelled)."""
 
     code = "version_mismatch"
+
+
+class ConfirmNeeded(Conflict):
+    """A batch over ``TINYFLOW_BATCH_CONFIRM_OVER`` workflows that was not confirmed (409):
+    send it again with ``"confirm": true``."""
+
+    code = "confirm_needed"

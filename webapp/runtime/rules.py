@@ -406,3 +406,67 @@ def filters(names, statuses=(), q=None, *, flows=(), steps=(), state=None,
                           f"not {dumps(value)[:40]}")
         terms.append((declaring, path, key))
     return terms
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+BATCH_ACTIONS = ("cancel", "retry", "send")
+# The list's filters a batch takes: their API name -> the list's own keyword (Store.page's
+# and ``store._filters``'), so a batch chooses exactly what the list shows.
+LIST_FILTERS = {"flow": "flows", "status": "statuses", "version": "versions", "step": "steps",
+                "q": "q"}
+
+
+def batch_action(value) -> str:
+    if value not in BATCH_ACTIONS:
+        raise Invalid(f"unknown action {value!r}: a batch can {', '.join(BATCH_ACTIONS)}")
+    return value
+
+
+def batch_ids(value) -> list[str]:
+    """The chosen workflow ids: a non-empty list of ids, each once (in the order given)."""
+    if not isinstance(value, list) or not value:
+        raise Invalid("the selection is empty: choose at least one workflow")
+    for id in value:
+        check_text(id if isinstance(id, str) else None, "a workflow id", most=MAX_ID,
+                   error=Invalid)
+        if not isinstance(id, str) or not id:
+            raise Invalid("each chosen id must be a workflow id (text)")
+    return list(dict.fromkeys(value))
+
+
+def batch_filter(value, statuses) -> dict:
+    """The list's filters as a batch takes them (``{"flow": [...], "status": [...], "q":
+    ...}``, a name or a list each) -> the list's keywords (``LIST_FILTERS``). One that names
+    nothing would act on every workflow: refused."""
+    if not isinstance(value, dict):
+        raise Invalid("the filter must be a JSON object, like {\"status\": [\"failed\"]}")
+    unknown = [name for name in value if name not in LIST_FILTERS]
+    if unknown:
+        raise Invalid(f"unknown filter {unknown[0]!r}: the list filters on "
+                      f"{', '.join(LIST_FILTERS)}")
+    found: dict = {}
+    for name, keyword in LIST_FILTERS.items():
+        given = value.get(name)
+        if name == "q":
+            check_query(given, error=Invalid)
+            if given is not None and not isinstance(given, str):
+                raise Invalid("the filter's 'q' must be text")
+            if given and given.strip():
+                found[keyword] = given.strip()
+            continue
+        items = [given] if isinstance(given, str) else given if given is not None else []
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+            raise Invalid(f"the filter's {name!r} must be a name or a list of names")
+        items = [v for v in items if v]
+        filters(items)
+        if name == "status":
+            wrong = [v for v in items if v not in statuses]
+            if wrong:
+                raise Invalid(f"unknown status {wrong[0]!r}: use one of {', '.join(statuses)}")
+        if items:
+            found[keyword] = items
+    if not found:
+        raise Invalid("the filter names nothing, so it would act on every workflow: name a "
+                      "flow, a status or a search (or choose the workflows by id)")
+    return found

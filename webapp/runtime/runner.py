@@ -28,16 +28,22 @@ class Runner:
         self.thread: threading.Thread | None = None
 
     def tick(self) -> int | None:
-        """One pass: fire the due schedules, then run what is due; how many schedules were
-        advanced plus how many workflows ran; None when the database was too busy to tell."""
+        """One pass: fire the due schedules, settle a chunk of a batch, then run what is due;
+        how many schedules were advanced, batch items settled and workflows ran; None when
+        the database was too busy to tell."""
         try:
             fired = self.rt.fire_due_schedules(limit=self.schedule_batch)
         except Unavailable:
             fired = None         # busy is not idle: the workflows may still be run
         try:
-            return self.rt.run_due(limit=self.batch, owner=self.owner) + (fired or 0)
+            settled = self.rt.run_batches(owner=self.owner)
+        except Unavailable:
+            settled = None
+        try:
+            ran = self.rt.run_due(limit=self.batch, owner=self.owner)
         except Unavailable:
             return None          # busy is not idle: try again shortly
+        return ran + (fired or 0) + (settled or 0)
 
     def work(self, burst: bool = False) -> int:
         """Run what is due until ``stop()`` (``burst``: or until nothing is due); how many

@@ -51,6 +51,12 @@ SETTINGS: tuple[Setting, ...] = (
             "How long a runner's claim on a workflow lasts before another may take it over."),
     Setting("TINYFLOW_SCHEDULE_BATCH", 200, int,
             "How many due schedules a runner fires in one transaction (each pass)."),
+    Setting("TINYFLOW_BATCH_CONFIRM_OVER", 1000, int,
+            "A batch over this many workflows must be confirmed (the API answers 409 "
+            "`confirm_needed` until it is sent with `\"confirm\": true`; pages and the CLI ask)."),
+    Setting("TINYFLOW_BATCH_CHUNK", 500, int,
+            "How many workflows of a batch a runner settles in one pass (one transaction for "
+            "a cancel)."),
     Setting("TINYFLOW_BUSY_WAIT", 10.0, float,
             "Seconds a call waits for a workflow another runner holds before answering 503."),
     Setting("TINYFLOW_SQLITE_BUSY_MS", 5000, int,

@@ -275,3 +275,43 @@ def trigger_schedule(id: str):
     body()
     answer, status = workflow(runtime.current().trigger_schedule(id), 201)
     return answer, status, {"Location": url_for("api.get_workflow", id=answer["id"])}
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+@bp.post("/batches")
+def add_batch():
+    """202 with the batch (runners carry it out): ``{"action", "ids" | "filter", "event"?,
+    "reason"?, "confirm"?}``. Over TINYFLOW_BATCH_CONFIRM_OVER workflows: 409
+    ``confirm_needed`` until sent with ``"confirm": true``."""
+    data = body("action", "ids", "filter", "event", "reason", "confirm")
+    confirm = data.get("confirm", False)
+    if not isinstance(confirm, bool):
+        raise Invalid("'confirm' must be true or false.")
+    rt = runtime.current()
+    record = rt.create_batch(data.get("action"), ids=data.get("ids"), filter=data.get("filter"),
+                             event=data.get("event"), reason=text_field(data, "reason"),
+                             confirm=confirm)
+    return rt.batch_answer(record), 202, {"Location": url_for("api.get_batch", id=record.id)}
+
+
+@bp.get("/batches")
+def list_batches():
+    rt = runtime.current()
+    records, next_cursor = rt.batches(cursor=request.args.get("cursor") or None,
+                                      limit=limit_arg(50))
+    return {"items": [rt.batch_answer(r) for r in records], "next_cursor": next_cursor}
+
+
+@bp.get("/batches/<id>")
+def get_batch(id: str):
+    rt = runtime.current()
+    return rt.batch_answer(rt.batch(id))
+
+
+@bp.get("/batches/<id>/items")
+def batch_items(id: str):
+    items, next_cursor = runtime.current().batch_items(
+        id, outcome=request.args.get("outcome") or None,
+        cursor=request.args.get("cursor") or None, limit=limit_arg(100))
+    return {"items": items, "next_cursor": next_cursor}

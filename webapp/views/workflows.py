@@ -18,7 +18,7 @@ from flask import (Blueprint, abort, current_app, flash, get_flashed_messages, m
 from .. import diagram, runtime
 from ..engine.workflow import ACTIVE
 from ..runtime import RuntimeProblem, rules
-from . import access, web
+from . import access, batches, web
 
 bp = Blueprint("workflows", __name__)
 bp.record_once(lambda state: web.init_app(state.app))
@@ -109,7 +109,7 @@ def list_context(start_form: dict | None = None) -> dict:
     """The list page's context; a filter the rules refuse (an unknown step, an undeclared
     search attribute) gives no rows and ``filter_error`` saying why (answered with 422)."""
     filters = list_filters()
-    filter_error = None
+    filter_error, state = None, {}
     try:
         state = rules.state_query(request.args.items(multi=True))
         rows, next_cursor = runtime.list_workflows(
@@ -124,6 +124,13 @@ def list_context(start_form: dict | None = None) -> dict:
     items = [list_item(row) for row in rows]
     live = any(item["status"] in LIVE for item in items)
     query = query_of(filters)
+    # "For all N matching": the list's filters as a batch takes them, and how many match.
+    # A batch does not take search-attribute filters: with one, "all matching" is not offered
+    # (it would act on more than the list shows).
+    batch_filter = ({} if state else
+                    {k: v for k, v in query.items() if k in batches.FILTER_FIELDS})
+    matching = (sum(counts.get(s, 0) for s in filters["status"]) if filters["status"]
+                else sum(counts.values()))
     return {
         **filter_choices(filters),
         "filter_error": filter_error,
@@ -141,6 +148,8 @@ def list_context(start_form: dict | None = None) -> dict:
         "loaded_versions": sorted({cls.version for cls in runtime.registry().values()}),
         "statuses": STATUSES,
         "start_form": start_form or {},
+        "batch_filter": batch_filter,
+        "matching": matching,
     }
 
 
