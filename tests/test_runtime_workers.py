@@ -213,7 +213,11 @@ def test_sigterm_stops_serve_after_its_action_in_flight_leaving_no_lease(make_ap
             serve.kill()
     output = worker_logs(tmp_path)
     assert code == 0 and "Traceback" not in output, output
-    assert 1.0 < took < 2.0 + 2.5, took     # it waited for the action, then stopped
+    # It waited for the action in flight, then stopped without starting the other one (its
+    # action records itself when it starts). Not a bound on the exit's wall time: under load
+    # the process's exit alone took 4-6 s here.
+    assert took > 1.0, took
+    assert len(effects(tmp_path)) == 1, effects(tmp_path)
     rows = _rows(app)
     assert rows[effects(tmp_path)[0][0]].status == "finished"   # the action was not cut off
     for id, row in rows.items():
