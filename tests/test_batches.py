@@ -82,6 +82,18 @@ def test_a_cancel_batch_by_filter_cancels_the_matching_ones_once_and_keeps_every
     assert api.get("/api/workflows/s1").json["status"] == "finished"
 
 
+def test_a_bulk_cancel_keeps_the_flow_statistics_a_recount_gives(rt_app, api):
+    from test_stats import counters, recounted
+    rt = rt_app.extensions["tinyflow"]
+    for i in range(5):
+        start(api, "tally", f"t{i}")
+    make_batch(api, action="cancel", filter={"flow": ["tally"]}, reason="tidy up")
+    run_all(rt_app, chunk=2)
+    kept = counters(rt)
+    assert api.get("/api/flows/tally/stats").json["statuses"]["cancelled"] == 5
+    assert kept == recounted(rt)
+
+
 def test_a_batch_by_ids_skips_what_is_not_there_or_not_in_a_state_for_it(rt_app, api):
     start(api, "tally", "a")
     start(api, "simple", "done-one")
