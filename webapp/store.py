@@ -941,7 +941,13 @@ class Store:
 
     def visit_began(self, id: str) -> int | None:
         """When the open visit of workflow ``id`` began: the time of its last log entry that
-        begins one (init, transition, forked)."""
+        begins one (init, transition, forked). Its recorded visit (history) when there is one,
+        so a run reads no audit-log row; the log only where no visit was recorded."""
+        began = self.session.execute(
+            select(VISIT.c.at).where(VISIT.c.workflow_id == id)
+            .order_by(VISIT.c.seq.desc()).limit(1)).scalar()
+        if began is not None:
+            return began
         return self.session.execute(
             select(LOG.c.at).where(LOG.c.workflow_id == id,
                                    LOG.c.type.in_(["init", "transition", "forked"]))
