@@ -116,13 +116,8 @@ class BatchCommands:
     def batches(self, cursor: str | None = None, limit: int = 50):
         """``(batch records newest first, next_cursor or None)``."""
         limit = rules.limit(limit)
-        after = None
-        if cursor:
-            after = rules.decode_cursor(cursor)
-            if (not isinstance(after, list) or len(after) != 2
-                    or not isinstance(after[0], int) or not isinstance(after[1], str)):
-                raise Invalid("the cursor is not one this server gave out")
-        records = self.store.batches(tuple(after) if after else None, limit + 1)
+        after = rules.keyset_cursor(cursor)
+        records = self.store.batches(after, limit + 1)
         more = len(records) > limit
         records = records[:limit]
         return records, (rules.encode_cursor([records[-1].created_at, records[-1].id])

@@ -632,13 +632,8 @@ class Commands(ScheduleCommands, HistoryCommands, StatsCommands, SearchCommands,
         (exact matches, all of them)."""
         where = self.where(flow, status, q, version, step, state)
         limit = rules.limit(limit)
-        after = None
-        if cursor:
-            after = rules.decode_cursor(cursor)
-            if (not isinstance(after, list) or len(after) != 2
-                    or not isinstance(after[0], int) or not isinstance(after[1], str)):
-                raise Invalid("the cursor is not one this server gave out")
-        records = self.store.page(after=tuple(after) if after else None, limit=limit + 1,
+        after = rules.keyset_cursor(cursor)
+        records = self.store.page(after=after, limit=limit + 1,
                                   **where)
         more = len(records) > limit
         records = records[:limit]

@@ -270,6 +270,18 @@ def decode_cursor(cursor: str, *, error=Invalid):
 
 # --- the runtime's inputs (each raises the runtime's Invalid) -------------------------------
 
+def keyset_cursor(cursor: str | None) -> tuple[int, str] | None:
+    """A list's keyset position ``(time ms, id)`` from the cursor it gave out (None: the
+    first page); any other cursor -> Invalid."""
+    if not cursor:
+        return None
+    after = decode_cursor(cursor)
+    if (not isinstance(after, list) or len(after) != 2
+            or not isinstance(after[0], int) or not isinstance(after[1], str)):
+        raise Invalid("the cursor is not one this server gave out")
+    return tuple(after)
+
+
 def check_json(value, what: str, max_depth: int, *, serialise: bool = True) -> None:
     """A value from outside: strict JSON and clean text (``check_value``), nested at most
     ``max_depth`` levels (pages render JSON recursively) and, with ``serialise``, one that JSON
