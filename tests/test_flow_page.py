@@ -96,6 +96,16 @@ def test_the_table_twin_and_the_activity_chart(fleet_app):
     rows = [[td.text.strip() for td in tr.select("td")]
             for tr in html.select("#activity-table tbody tr")]
     assert rows == [["2024-08-18 14:00", "5", "2", "1", "0"]]
+    # The count axis is labelled with distinct whole numbers reaching the peak (5 started).
+    labels = [int(t.text.replace(",", "")) for t in chart.select('text[text-anchor="end"]')]
+    assert sorted(labels) == sorted(set(labels)) and min(labels) == 0 and max(labels) >= 5
+
+
+@pytest.mark.parametrize("top, ticks", [(1, [0, 1]), (4, [0, 1, 2, 3, 4]), (5, [0, 2, 4, 6]),
+                                        (12, [0, 5, 10, 15]), (1234, [0, 500, 1000, 1500])])
+def test_the_count_axis_ticks_are_whole_numbers(top, ticks):
+    from webapp.views.charts import count_ticks
+    assert count_ticks(top) == ticks
 
 
 def test_the_window_form_and_a_bad_value(fleet_app):

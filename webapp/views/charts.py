@@ -21,6 +21,19 @@ SERIES = (("started", "#2563eb"), ("finished", "#16a34a"), ("failed", "#dc2626")
 AT_LEAST = {"hour": 24, "day": 14}
 
 
+def count_ticks(top: int, most: int = 5) -> list[int]:
+    """Whole-number ticks from 0 to at least ``top``, at most ``most`` of them, a step of 1, 2
+    or 5 times a power of ten (counts have no fractions: leather's own ticks would label a
+    top of 1 as 0, 0, 0, 1, 1)."""
+    step = 1
+    while -(-top // step) + 1 > most:
+        for factor in (2, 2.5, 2):       # 1 -> 2 -> 5 -> 10 -> 20 -> 50 ...
+            step = int(step * factor)
+            if -(-top // step) + 1 <= most:
+                break
+    return list(range(0, -(-top // step) * step + 1, step))
+
+
 def _when(item: dict) -> datetime:
     # Leather's time scale compares naive datetimes: the bucket's UTC time without its zone.
     return datetime.fromisoformat(item["t"].replace("Z", "+00:00")).replace(tzinfo=None)
@@ -38,14 +51,15 @@ def activity_svg(items: list[dict], bucket: str, *, title: str, small: bool = Fa
         points.insert(0, (points[0][0] - size, {}))
     chart = leather.Chart()
     top = max([1, *(item.get(name, 0) for _, item in points for name, _ in series)])
-    chart.add_y_scale(0, top)
+    ticks = count_ticks(top)
+    chart.add_y_scale(0, ticks[-1])
     if small:          # a sparkline: no tick labels (the table's columns give the figures)
         chart.add_x_axis(ticks=[points[0][0]], tick_formatter=lambda *_: "")
         chart.add_y_axis(ticks=[0], tick_formatter=lambda *_: "")
     else:
         chart.add_x_axis(tick_formatter=lambda when, i, count: when.strftime(
             "%d %b" if bucket == "day" else "%d %b %H:%M" if i == 0 else "%H:%M"))
-        chart.add_y_axis(tick_formatter=lambda value, i, count: f"{value:,.0f}")
+        chart.add_y_axis(ticks=ticks, tick_formatter=lambda value, i, count: f"{value:,.0f}")
     # The sparkline draws its first series last (on top); the chart keeps its legend order.
     for name, colour in (reversed(series) if small else series):
         chart.add_line([(when, item.get(name, 0)) for when, item in points], name=name,
