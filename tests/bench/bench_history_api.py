@@ -4,9 +4,12 @@ history API answers in for a long life, and what a visit costs on disk.
     python tests/bench/bench_history_api.py [--json] [--quick]
 
 - ``simple`` workflows through the runtime with TINYFLOW_HISTORY on and off, on two SQLite
-  files (WAL, synchronous=FULL), rounds alternating: the cost of recording (target <= 10 %);
+  files (WAL, synchronous=FULL), in short slices taking turns (``common.setting_cost``): the
+  cost of recording (target <= 10 %);
 - ``GET /api/workflows/<id>/history`` (whole WSGI requests) for a workflow with 10,000 visits:
   the first page, pages at random cursors, the last page (target p95 <= 20 ms);
+- the same cost counted in CPU instructions per workflow (valgrind's callgrind, when
+  installed), which does not move with the machine's load the way a rate does;
 - bytes per visit in ``workflow_visit`` (SQLite's dbstat: the table's pages, which hold its
   primary key) for the 10,000 visits whose state changes every time, and for visits that
   begin with the state before (stored as NULL), with the audit log's bytes per visit beside.
@@ -14,9 +17,7 @@ history API answers in for a long life, and what a visit costs on disk.
 from __future__ import annotations
 
 import random
-import statistics
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -32,25 +33,6 @@ VISITS = 10_000
 FLOWS = ["flows", "history_flows"]
 
 
-CPU_MS: dict[str, list[float]] = {"on": [], "off": []}
-
-
-def simple_rate(app, n: int, mode: str | None = None) -> float:
-    """``n`` simple workflows through the runtime: workflows per second (wall clock); the
-    process's CPU milliseconds per workflow go to ``CPU_MS[mode]``."""
-    from webapp import runtime
-
-    with app.app_context(), common.quiet():
-        start, cpu = time.perf_counter(), time.process_time()
-        for _ in range(n):
-            row = runtime.start("simple")
-        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-    assert row.status == "finished"
-    if mode:
-        CPU_MS[mode].append(cpu * 1000 / n)
-    return n / elapsed
-
-
 def table_bytes(app, *names: str) -> int:
     from webapp.store import db
 
@@ -63,24 +45,13 @@ def table_bytes(app, *names: str) -> int:
 
 
 def measure(quick: bool = False) -> list[Figure]:
-    rounds, n = (6, 150) if quick else (15, 250)
+    slices = 60 if quick else 300
     tmp = common.scratch("tw-bench-history-")
     on = common.make_app(tmp / "on.sqlite", TINYFLOW_HISTORY=True, TINYFLOW_FLOWS=FLOWS)
     off = common.make_app(tmp / "off.sqlite", TINYFLOW_HISTORY=False, TINYFLOW_FLOWS=FLOWS)
-    simple_rate(on, 50)
-    simple_rate(off, 50)
-    rates: dict[str, list[float]] = {"on": [], "off": []}
-    for r in range(rounds):
-        common.progress(f"history: throughput round {r + 1}/{rounds}")
-        order = (("on", on), ("off", off)) if r % 2 == 0 else (("off", off), ("on", on))
-        for name, app in order:
-            rates[name].append(simple_rate(app, n, name))
-    rate_on, rate_off = statistics.median(rates["on"]), statistics.median(rates["off"])
-    # Each round runs both back to back (in turns first), so a noisy moment on a shared
-    # machine hits both: the cost is the median of the rounds' own ratios.
-    overhead = statistics.median((off_r - on_r) / off_r * 100
-                                 for on_r, off_r in zip(rates["on"], rates["off"]))
-    simple_visits = 3 * (50 + rounds * n)
+    common.progress(f"history: {slices} slices of 10 simple workflows, on and off in turns")
+    cost = common.setting_cost(on, off, slices)
+    simple_visits = 3 * (50 + cost.slices * cost.size)
     simple_bytes = table_bytes(on, "workflow_visit") / simple_visits
 
     # One workflow with 10,000 visits, its state changing in each (looping counts in it).
@@ -128,19 +99,14 @@ def measure(quick: bool = False) -> list[Figure]:
     one = common.timed(lambda: common.wsgi(big, "GET", "/api/workflows/long/history/5000"),
                        repeat)
 
-    detail = f"median of {rounds} alternating batches of {n}"
-    spread = sorted((off_r - on_r) / off_r * 100 for on_r, off_r in zip(rates["on"], rates["off"]))
+    detail = f"{cost.slices} slices of {cost.size} in turns, summed"
     page_detail = f"{VISITS + 1:,} visits, 100 a page, {repeat} requests"
     return [
-        Figure("history", "simple workflows, history on", rate_on, "wf/s", detail=detail),
-        Figure("history", "simple workflows, history off", rate_off, "wf/s", detail=detail),
-        Figure("history", "cost of recording history", overhead, "%", at_most=MAX_OVERHEAD,
-               detail=f"median of the {rounds} rounds' ratios; they ranged "
-                      f"{spread[0]:.1f} to {spread[-1]:.1f} %"),
-        Figure("history", "CPU per simple workflow, history on",
-               statistics.median(CPU_MS["on"]), "ms", detail="median over the batches"),
-        Figure("history", "CPU per simple workflow, history off",
-               statistics.median(CPU_MS["off"]), "ms", detail="median over the batches"),
+        Figure("history", "simple workflows, history on", cost.rate_on, "wf/s", detail=detail),
+        Figure("history", "simple workflows, history off", cost.rate_off, "wf/s",
+               detail=detail),
+        Figure("history", "cost of recording history", cost.percent, "%",
+               at_most=MAX_OVERHEAD, detail="1 - on / off, " + detail),
         Figure("history", "GET history, first page, p95", common.percentile(first, 95), "ms",
                at_most=MAX_P95_MS, detail=page_detail),
         Figure("history", "GET history, a page at a random cursor, p95",
@@ -154,6 +120,28 @@ def measure(quick: bool = False) -> list[Figure]:
         Figure("history", "bytes per visit, state as before (NULL)", same_bytes, "B"),
         Figure("history", "bytes per visit of a simple workflow", simple_bytes, "B",
                detail="3 visits each, states of 0-60 characters"),
+        *instruction_figures(quick),
+    ]
+
+
+def instruction_figures(quick: bool) -> list[Figure]:
+    """The cost of recording in CPU instructions per simple workflow (callgrind: the same
+    count whatever else the machine runs); none without valgrind."""
+    count = 100 if quick else 400
+    on = common.instructions_per_simple({"TINYFLOW_HISTORY": "on"}, count)
+    off = common.instructions_per_simple({"TINYFLOW_HISTORY": "off"}, count)
+    if on is None or off is None:
+        return []
+    detail = f"callgrind, {count} workflows after 100 of warm-up"
+    return [
+        Figure("history", "instructions per simple workflow, history on", on / 1e6, "M",
+               detail=detail),
+        Figure("history", "instructions per simple workflow, history off", off / 1e6, "M",
+               detail=detail),
+        Figure("history", "cost of recording history, in CPU instructions",
+               (on - off) / off * 100, "%",
+               detail="(on - off) / off; user-space CPU only (no fsync wait, no kernel "
+                      "time): steadier than the rate, but not the throughput target"),
     ]
 
 

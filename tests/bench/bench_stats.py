@@ -9,8 +9,8 @@
   ``counters.deltas``, as commits do) shifted the same way. The clones' audit-log rows are not
   written (they would take minutes and gigabytes, and no figure measured here reads them).
 - The throughput of the ``simple`` flow (start to end, two commits each, synchronous=FULL)
-  with TINYFLOW_STATS on and off, in pairs run alternately (the machine is shared), as the
-  median of the pairs' ratios.
+  with TINYFLOW_STATS on and off, in short slices taking turns (``common.setting_cost``;
+  the machine is shared), and the same in CPU instructions (callgrind) when valgrind is there.
 
     python tests/bench/bench_stats.py [--json] [--quick] [--workflows N]
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import random
 import sqlite3
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -141,35 +140,6 @@ def dataset(n: int) -> Path:
     return target
 
 
-def _rate(app, n: int) -> float:
-    from webapp import runtime
-
-    with app.app_context(), common.quiet():
-        start = time.perf_counter()
-        for _ in range(n):
-            runtime.start("simple")
-        return n / (time.perf_counter() - start)
-
-
-def throughput(pairs: int, n: int) -> tuple[float, float, list[float]]:
-    """Median wf/s with statistics on and off, and each pair's cost (1 - on/off)."""
-    tmp = common.scratch("tw-bench-stats-rate-")
-    on = common.make_app(tmp / "on.sqlite", TINYFLOW_STATS=True)
-    off = common.make_app(tmp / "off.sqlite", TINYFLOW_STATS=False)
-    _rate(on, 50)
-    _rate(off, 50)
-    rates_on, rates_off, costs = [], [], []
-    for i in range(pairs):
-        common.progress(f"stats: throughput pair {i + 1}/{pairs}")
-        first, second = (on, off) if i % 2 == 0 else (off, on)   # alternate who goes first
-        a, b = _rate(first, n), _rate(second, n)
-        r_on, r_off = (a, b) if first is on else (b, a)
-        rates_on.append(r_on)
-        rates_off.append(r_off)
-        costs.append(1 - r_on / r_off)
-    return statistics.median(rates_on), statistics.median(rates_off), costs
-
-
 def measure(quick: bool = False, workflows: int | None = None) -> list[Figure]:
     from webapp import diagram
 
@@ -199,18 +169,36 @@ def measure(quick: bool = False, workflows: int | None = None) -> list[Figure]:
         from webapp import runtime
         answer = runtime.current().flow_stats("guess_game_2")
     assert answer["workflows"] == n, answer["workflows"]
-    pairs, size = (3, 200) if quick else (6, 400)
-    rate_on, rate_off, costs = throughput(pairs, size)
+    tmp = common.scratch("tw-bench-stats-rate-")
+    slices = 60 if quick else 300
+    common.progress(f"stats: {slices} slices of 10 simple workflows, on and off in turns")
+    cost = common.setting_cost(common.make_app(tmp / "on.sqlite", TINYFLOW_STATS=True),
+                               common.make_app(tmp / "off.sqlite", TINYFLOW_STATS=False),
+                               slices)
+    detail = f"{cost.slices} slices of {cost.size} in turns, summed"
     figures += [
-        Figure("stats", "simple flow with TINYFLOW_STATS on", rate_on, "wf/s",
-               detail=f"median of {pairs} alternating pairs of {size}"),
-        Figure("stats", "simple flow with TINYFLOW_STATS off", rate_off, "wf/s",
-               detail=f"median of {pairs} alternating pairs of {size}"),
-        Figure("stats", "cost of keeping the statistics", statistics.median(costs) * 100, "%",
-               at_most=MAX_COST * 100,
-               detail="median of the pairs' 1 - on/off; pairs: "
-                      + ", ".join(f"{c * 100:.1f}" for c in costs)),
+        Figure("stats", "simple flow with TINYFLOW_STATS on", cost.rate_on, "wf/s",
+               detail=detail),
+        Figure("stats", "simple flow with TINYFLOW_STATS off", cost.rate_off, "wf/s",
+               detail=detail),
+        Figure("stats", "cost of keeping the statistics", cost.percent, "%",
+               at_most=MAX_COST * 100, detail="1 - on / off, " + detail),
     ]
+    count = 100 if quick else 400
+    on = common.instructions_per_simple({"TINYFLOW_STATS": "on"}, count)
+    off = common.instructions_per_simple({"TINYFLOW_STATS": "off"}, count)
+    if on is not None and off is not None:      # callgrind: the same whatever the load
+        detail = f"callgrind, {count} workflows after 100 of warm-up"
+        figures += [
+            Figure("stats", "instructions per simple workflow, statistics on", on / 1e6, "M",
+                   detail=detail),
+            Figure("stats", "instructions per simple workflow, statistics off", off / 1e6,
+                   "M", detail=detail),
+            Figure("stats", "cost of keeping the statistics, in CPU instructions",
+                   (on - off) / off * 100, "%",
+                   detail="(on - off) / off; user-space CPU only (no fsync wait, no "
+                          "kernel time): steadier than the rate, but not the target"),
+        ]
     return figures
 
 

@@ -13,8 +13,10 @@ import io
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -81,6 +83,65 @@ def make_app(db_path: Path, **config):
 
     return create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}",
                        "TINYFLOW_RUNNER": False, **config})
+
+
+@dataclass
+class Cost:
+    """What a setting costs the ``simple`` flow: both rates (wf/s), and the cost in % of
+    the rate without it."""
+
+    rate_on: float
+    rate_off: float
+    percent: float
+    slices: int
+    size: int
+
+
+def setting_cost(on, off, slices: int = 200, size: int = 10) -> Cost:
+    """The cost of what app ``on`` does and app ``off`` does not, to ``simple`` workflows
+    started through the runtime: ``slices`` turns of ``size`` workflows on each, in turns
+    (who goes first alternates), timed by the wall clock and summed per app. Slices this
+    short share the machine's slow and busy moments between both apps, which batches of
+    hundreds did not on a shared machine (their ratios spread over +-30 %)."""
+    from webapp import runtime
+
+    spent = {id(on): 0.0, id(off): 0.0}
+    for app in (on, off):                        # warm: statement caches, the first pages
+        with app.app_context(), quiet():
+            for _ in range(50):
+                runtime.start("simple")
+    for i in range(slices):
+        for app in ((on, off) if i % 2 == 0 else (off, on)):
+            with app.app_context(), quiet():
+                started = time.perf_counter()
+                for _ in range(size):
+                    runtime.start("simple")
+                spent[id(app)] += time.perf_counter() - started
+    rate_on, rate_off = slices * size / spent[id(on)], slices * size / spent[id(off)]
+    return Cost(rate_on, rate_off, (1 - rate_on / rate_off) * 100, slices, size)
+
+
+def instructions_per_simple(settings: dict[str, str], count: int = 400) -> float | None:
+    """CPU instructions per ``simple`` workflow through the runtime with app ``settings``
+    (``{"TINYFLOW_HISTORY": "off"}``), counted by valgrind's callgrind: the difference of
+    runs of ``count`` and of 0 workflows (after the same warm-up), divided by ``count``. The
+    count does not depend on what else the machine runs, unlike a time; None without
+    valgrind. Fsync waits are not instructions: a cost measured so is a cost in CPU."""
+    if shutil.which("valgrind") is None:
+        return None
+    child = Path(__file__).resolve().parent / "simple_child.py"
+    totals = []
+    for n in (0, count):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "callgrind.out"
+            done = subprocess.run(
+                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                 sys.executable, str(child), str(n),
+                 *(f"{name}={value}" for name, value in settings.items())],
+                capture_output=True, text=True, check=True)
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        totals.append(int(found.group(1)))
+    return (totals[1] - totals[0]) / count
 
 
 def sqlite_durability(app) -> str:
