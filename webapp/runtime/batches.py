@@ -209,6 +209,8 @@ class BatchCommands:
         now_s = self._now(now)
         lease_now = ms(self.clock())
         slow = []
+        # when each one's open visit began (its cancel ends it): one read for the chunk
+        began = self.store.visits_began(records) if self.stats_on else {}
         for id in ids:
             record = records.get(id)
             if record is None:
@@ -235,7 +237,8 @@ class BatchCommands:
             # the same rows a single cancel's commit writes: counters and search attributes
             changes.append((id, record.version, values,
                             storage.log_params(id, record.log_count + 1, new),
-                            job.stat_rows(values, new)[0] or [], job.attrs(values) or []))
+                            job.stat_rows(values, new, began=began.get(id))[0] or [],
+                            job.attrs(values) or []))
             outcomes[id] = ("done", None)
         return slow
 
