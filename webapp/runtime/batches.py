@@ -48,16 +48,19 @@ class BatchCommands:
                      reason: str | None = None, confirm: bool = False,
                      now=None) -> storage.BatchRecord:
         """Make a batch of ``action`` over the workflows ``ids``, or over every one the
-        list's ``filter`` matches now (``{"flow", "status", "version", "q"}``); ``event``
+        list's ``filter`` matches now (``{"flow", "status", "version", "step", "q",
+        "state"}``, checked by the list's own rule, ``Commands.where``); ``event``
         (``{"name", "payload"?}``) for a send, ``reason`` for a cancel. Empty selection,
-        unknown action, a filter on nothing, a send without an event name -> Invalid; over
+        unknown action, a filter on nothing, a send without an event name, a search
+        attribute no selected flow declares -> Invalid; over
         ``TINYFLOW_BATCH_CONFIRM_OVER`` workflows without ``confirm`` -> ConfirmNeeded."""
         action = rules.batch_action(action)
         if (ids is None) == (filter is None):
             raise Invalid("choose the workflows either by 'ids' or by 'filter' (one of them)")
         chosen = rules.batch_ids(ids) if ids is not None else None
-        filters = rules.batch_filter(filter, STATUSES) if filter is not None else None
-        params: dict = {"filter": filter if filters is not None else None}
+        filter = rules.batch_filter(filter, STATUSES) if filter is not None else None
+        filters = self.where(**filter) if filter is not None else None
+        params: dict = {"filter": filter}
         if action == "send":
             params["event"] = self._batch_event(event)
         elif event is not None:
@@ -103,7 +106,7 @@ class BatchCommands:
         matching", the confirmation's count)."""
         if ids is not None:
             return len(rules.batch_ids(ids))
-        return self.store.count_matching(rules.batch_filter(filter, STATUSES))
+        return self.store.count_matching(self.where(**rules.batch_filter(filter, STATUSES)))
 
     # -- reading ----------------------------------------------------------------------------
 
