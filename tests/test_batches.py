@@ -132,6 +132,38 @@ def test_a_batch_by_a_step_takes_only_the_workflows_at_that_step(rt_app, api):
         "flow": "account", "step": "step_nowhere"}}).status_code == 422
 
 
+def test_a_bulk_cancel_that_loses_its_race_leaves_the_workflow_to_the_next_pass(rt_app, api):
+    """A workflow that changed between the chunk's read and its write (an event came in) is
+    not overwritten: its item stays to do, and the next pass cancels what it has become, once,
+    and the statistics still equal a recount."""
+    from test_stats import counters, recounted
+    for i in range(3):
+        start(api, "tally", f"t{i}")
+    batch = make_batch(api, action="cancel", filter={"flow": "tally"})
+    with rt_app.app_context():
+        rt = runtime.current()
+        settle, raced = rt.store.settle, []
+
+        def settle_after_a_ping(*args, **kwargs):
+            if not raced:
+                raced.append(runtime.send("t1", "ping"))      # commits t1: a new version
+            return settle(*args, **kwargs)
+        rt.store.settle = settle_after_a_ping
+        try:
+            assert rt.run_batches(owner="test-runner") == 2   # t1's change was stale
+            assert rt.batch(batch["id"]).status == "running"
+            assert rt.run_batches(owner="test-runner") == 1
+        finally:
+            rt.store.settle = settle
+    done = api.get(f"/api/batches/{batch['id']}").json
+    assert (done["status"], done["done"], done["skipped"], done["failed"]) == (
+        "finished", 3, 0, 0)
+    t1 = api.get("/api/workflows/t1").json
+    assert (t1["status"], t1["state"]["pings"]) == ("cancelled", 1)     # the ping was kept
+    assert log_types(api, "t1").count("cancelled") == 1
+    assert counters(rt_app.extensions["tinyflow"]) == recounted(rt_app.extensions["tinyflow"])
+
+
 def test_a_batch_by_ids_skips_what_is_not_there_or_not_in_a_state_for_it(rt_app, api):
     start(api, "tally", "a")
     start(api, "simple", "done-one")
