@@ -164,6 +164,29 @@ def test_a_bulk_cancel_that_loses_its_race_leaves_the_workflow_to_the_next_pass(
     assert counters(rt_app.extensions["tinyflow"]) == recounted(rt_app.extensions["tinyflow"])
 
 
+def test_a_held_workflow_is_skipped_by_a_send_and_cancelled_by_a_cancel(rt_app, api):
+    from sqlalchemy import update
+    from webapp.store import WORKFLOW
+    start(api, "tally", "held")
+    start(api, "tally", "free")
+    with rt_app.app_context():                 # started on a version the code does not accept
+        db.session.execute(update(WORKFLOW).where(WORKFLOW.c.id == "held")
+                           .values(flow_version="gone"))
+        db.session.commit()
+    assert api.get("/api/workflows/held").json["held"]
+    send = make_batch(api, action="send", ids=["held", "free"], event={"name": "ping"})
+    run_all(rt_app)
+    items = {i["id"]: i for i in api.get(f"/api/batches/{send['id']}/items").json["items"]}
+    assert items["free"]["outcome"] == "done"
+    assert items["held"]["outcome"] == "skipped" and "gone" in items["held"]["message"]
+    cancel = make_batch(api, action="cancel", ids=["held", "free"], confirm=True)
+    run_all(rt_app)
+    answer = api.get(f"/api/batches/{cancel['id']}").json
+    assert (answer["done"], answer["skipped"], answer["failed"]) == (2, 0, 0)
+    assert api.get("/api/workflows/held").json["status"] == "cancelled"
+    assert log_types(api, "held").count("cancelled") == 1
+
+
 def test_a_batch_by_ids_skips_what_is_not_there_or_not_in_a_state_for_it(rt_app, api):
     start(api, "tally", "a")
     start(api, "simple", "done-one")
