@@ -71,8 +71,9 @@ def describe_filter(filter: dict) -> list[str]:
     “ada@example.com”"."""
     parts = []
     for name in FILTER_FIELDS:
-        if filter.get(name):
-            parts.append(f"{name} {' or '.join(filter[name])}")
+        names = filter.get(name)
+        if names:                # a list (a batch made before filters were kept as lists: a name)
+            parts.append(f"{name} {' or '.join([names] if isinstance(names, str) else names)}")
     for path, value in (filter.get("state") or {}).items():
         shown = f"“{value}”" if isinstance(value, str) else rules.dumps(value)
         parts.append(f"{path} {shown}")
