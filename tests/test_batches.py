@@ -11,7 +11,7 @@ from webapp.cli import main
 from webapp.runtime import Runner
 from webapp.store import EVENT_KEY, db
 
-FLOWS = ["flows", "runtime_flows", "batch_flows"]
+FLOWS = ["flows", "runtime_flows", "batch_flows", "search_flows"]
 
 
 @pytest.fixture
@@ -92,6 +92,99 @@ def test_a_bulk_cancel_keeps_the_flow_statistics_a_recount_gives(rt_app, api):
     kept = counters(rt)
     assert api.get("/api/flows/tally/stats").json["statuses"]["cancelled"] == 5
     assert kept == recounted(rt)
+
+
+def test_a_batch_by_a_search_attribute_acts_on_what_matched_when_it_was_made(rt_app, api):
+    start(api, "account", "pro-1", {"plan": {"tier": "pro"}, "amount": 3})
+    start(api, "account", "pro-2", {"plan": {"tier": "pro"}, "amount": "3"})
+    start(api, "account", "free-1", {"plan": {"tier": "free"}, "amount": 3})
+    start(api, "ledger", "l1", {"amount": 3})
+    batch = make_batch(api, action="cancel", reason="pro plans end",
+                       filter={"flow": "account", "state": {"plan.tier": "pro"}})
+    assert batch["total"] == 2
+    assert batch["filter"] == {"flow": ["account"], "state": {"plan.tier": "pro"}}
+    # The set is fixed: an account that becomes pro afterwards is not in it.
+    assert api.post("/api/workflows/free-1/events", json={
+        "name": "set", "payload": {"plan": {"tier": "pro"}}}).status_code == 200
+    run_all(rt_app)
+    assert {i: api.get(f"/api/workflows/{i}").json["status"]
+            for i in ("pro-1", "pro-2", "free-1", "l1")} == {
+        "pro-1": "cancelled", "pro-2": "cancelled", "free-1": "waiting", "l1": "waiting"}
+    # A value that parses as JSON is that JSON: the number 3, in both flows that declare it
+    # (no flow chosen), and not the text "3".
+    numbers = make_batch(api, action="send", event={"name": "close"},
+                         filter={"state": {"amount": 3}})
+    assert numbers["total"] == 3          # pro-1 (cancelled: skipped), free-1, l1
+    run_all(rt_app)
+    items = api.get(f"/api/batches/{numbers['id']}/items").json["items"]
+    assert [(i["id"], i["outcome"]) for i in items] == [
+        ("free-1", "done"), ("l1", "done"), ("pro-1", "skipped")]
+
+
+def test_a_batch_by_a_step_takes_only_the_workflows_at_that_step(rt_app, api):
+    start(api, "account", "open-1")
+    start(api, "account", "closed-1")
+    api.post("/api/workflows/closed-1/events", json={"name": "close"})
+    start(api, "account", "open-2")
+    batch = make_batch(api, action="cancel", filter={"flow": "account", "step": "step_open"})
+    assert batch["total"] == 2
+    assert api.post("/api/batches", json={"action": "cancel", "filter": {
+        "flow": "account", "step": "step_nowhere"}}).status_code == 422
+
+
+def test_a_bulk_cancel_that_loses_its_race_leaves_the_workflow_to_the_next_pass(rt_app, api):
+    """A workflow that changed between the chunk's read and its write (an event came in) is
+    not overwritten: its item stays to do, and the next pass cancels what it has become, once,
+    and the statistics still equal a recount."""
+    from test_stats import counters, recounted
+    for i in range(3):
+        start(api, "tally", f"t{i}")
+    batch = make_batch(api, action="cancel", filter={"flow": "tally"})
+    with rt_app.app_context():
+        rt = runtime.current()
+        settle, raced = rt.store.settle, []
+
+        def settle_after_a_ping(*args, **kwargs):
+            if not raced:
+                raced.append(runtime.send("t1", "ping"))      # commits t1: a new version
+            return settle(*args, **kwargs)
+        rt.store.settle = settle_after_a_ping
+        try:
+            assert rt.run_batches(owner="test-runner") == 2   # t1's change was stale
+            assert rt.batch(batch["id"]).status == "running"
+            assert rt.run_batches(owner="test-runner") == 1
+        finally:
+            rt.store.settle = settle
+    done = api.get(f"/api/batches/{batch['id']}").json
+    assert (done["status"], done["done"], done["skipped"], done["failed"]) == (
+        "finished", 3, 0, 0)
+    t1 = api.get("/api/workflows/t1").json
+    assert (t1["status"], t1["state"]["pings"]) == ("cancelled", 1)     # the ping was kept
+    assert log_types(api, "t1").count("cancelled") == 1
+    assert counters(rt_app.extensions["tinyflow"]) == recounted(rt_app.extensions["tinyflow"])
+
+
+def test_a_held_workflow_is_skipped_by_a_send_and_cancelled_by_a_cancel(rt_app, api):
+    from sqlalchemy import update
+    from webapp.store import WORKFLOW
+    start(api, "tally", "held")
+    start(api, "tally", "free")
+    with rt_app.app_context():                 # started on a version the code does not accept
+        db.session.execute(update(WORKFLOW).where(WORKFLOW.c.id == "held")
+                           .values(flow_version="gone"))
+        db.session.commit()
+    assert api.get("/api/workflows/held").json["held"]
+    send = make_batch(api, action="send", ids=["held", "free"], event={"name": "ping"})
+    run_all(rt_app)
+    items = {i["id"]: i for i in api.get(f"/api/batches/{send['id']}/items").json["items"]}
+    assert items["free"]["outcome"] == "done"
+    assert items["held"]["outcome"] == "skipped" and "gone" in items["held"]["message"]
+    cancel = make_batch(api, action="cancel", ids=["held", "free"], confirm=True)
+    run_all(rt_app)
+    answer = api.get(f"/api/batches/{cancel['id']}").json
+    assert (answer["done"], answer["skipped"], answer["failed"]) == (2, 0, 0)
+    assert api.get("/api/workflows/held").json["status"] == "cancelled"
+    assert log_types(api, "held").count("cancelled") == 1
 
 
 def test_a_batch_by_ids_skips_what_is_not_there_or_not_in_a_state_for_it(rt_app, api):
@@ -184,6 +277,16 @@ def test_a_workflow_a_live_runner_holds_is_left_to_the_command_which_says_why(
     ({"action": "send", "ids": ["a"], "event": {"payload": 1}}, "a send needs an event name"),
     ({"action": "cancel", "ids": ["a"], "filter": {"flow": "tally"}}, "either by 'ids' or"),
     ({"action": "cancel"}, "either by 'ids' or"),
+    ({"action": "cancel", "filter": {"state": {}}}, "the filter names nothing"),
+    ({"action": "cancel", "filter": {"state": "amount=3"}}, "'state' must be an object"),
+    ({"action": "cancel", "filter": {"state": {"colour": "red"}}},
+     "'colour' is not a search attribute of any loaded flow"),
+    ({"action": "cancel", "filter": {"flow": "tally", "state": {"amount": 3}}},
+     "'amount' is not a search attribute of flow 'tally': it declares none"),
+    ({"action": "cancel", "filter": {"flow": "account", "state": {"amount": [1]}}},
+     "the filter on 'amount' must be text, a number, true or false"),
+    ({"action": "cancel", "filter": {"flow": "tally", "step": "step_nowhere"}},
+     "'step_nowhere' is not a step of flow 'tally'"),
     ({"action": "cancel", "filter": {"colour": "red"}}, "unknown filter 'colour'"),
     ({"action": "cancel", "filter": {"status": ["sleepy"]}}, "unknown status 'sleepy'"),
     ({"action": "cancel", "ids": [7]}, "each chosen id must be a workflow id"),
@@ -268,6 +371,46 @@ def test_the_list_has_checkboxes_and_both_buttons_and_says_how_many_match(rt_app
     assert hidden == {("flow", "tally"), ("status", "waiting")}
     # Without a filter there is no "all matching": a filter on nothing is refused.
     assert page(api.get("/workflows")).select_one("#batch-matching") is None
+
+
+def test_all_matching_takes_the_lists_search_attribute_and_step_filters(rt_app, api):
+    for id, tier in (("a1", "pro"), ("a2", "pro"), ("a3", "free")):
+        start(api, "account", id, {"plan": {"tier": tier}})
+    start(api, "account", "a4", {"plan": {"tier": "pro"}})
+    api.post("/api/workflows/a4/events", json={"name": "close"})       # finished, step_closed
+    html = page(api.get("/workflows?flow=account&step=step_open&state.plan.tier=pro"))
+    assert html.select_one("#batch-matching").text.strip() == "… all 2 matching"
+    form = html.select_one("form#batch-form")
+    hidden = {(i["name"], i["value"]) for i in form.select("input[type=hidden]")}
+    assert hidden == {("flow", "account"), ("step", "step_open"), ("state.plan.tier", "pro")}
+
+    query = "action=cancel&scope=matching&flow=account&step=step_open&state.plan.tier=pro"
+    confirm = page(api.get(f"/batches/new?{query}"))
+    assert confirm.select_one("h1").text.strip() == "Cancel 2 workflows"
+    assert " ".join(confirm.select_one("#which-workflows").text.split()).startswith(
+        "Every workflow with flow account, step step_open, plan.tier “pro”: 2 now.")
+    data = [(i["name"], i["value"]) for i in confirm.select("form#batch-confirm-form "
+                                                            "input[type=hidden]")]
+    assert ("state.plan.tier", "pro") in data and ("step", "step_open") in data
+    response = api.post("/batches", data=dict(data))
+    assert response.status_code == 303
+    run_all(rt_app)
+    assert [api.get(f"/api/workflows/a{i}").json["status"] for i in range(1, 5)] == [
+        "cancelled", "cancelled", "waiting", "finished"]
+    shown = page(api.get(response.headers["Location"]))
+    assert "Every workflow with flow account, step step_open, plan.tier “pro” when it was " \
+        "made." in " ".join(shown.select_one("#batch-what").text.split())
+    # A value typed as JSON keeps its type through the confirmation: the number 3.
+    start(api, "account", "n3", {"amount": 3})
+    start(api, "account", "t3", {"amount": "3"})
+    confirm = page(api.get("/batches/new?action=cancel&scope=matching&flow=account"
+                           "&state.amount=3"))
+    assert confirm.select_one("h1").text.strip() == "Cancel 1 workflow"
+    assert "amount 3:" in confirm.select_one("#which-workflows").text
+    # A search attribute the flow does not declare: the message, 422.
+    refused = api.get("/batches/new?action=cancel&scope=matching&flow=tally&state.colour=red")
+    assert refused.status_code == 422
+    assert "'colour' is not a search attribute of flow 'tally'" in page(refused).text
 
 
 def test_read_only_pages_offer_no_batch(make_app):
@@ -387,10 +530,27 @@ def test_the_cli_makes_a_batch_and_prints_its_progress_until_done(rt_app, api, c
                                                           ["send", "finished", "4"]]
 
 
+def test_the_cli_batch_takes_the_search_attribute_and_step_filters(rt_app, api):
+    start(api, "account", "pro-1", {"plan": {"tier": "pro"}})
+    start(api, "account", "free-1", {"plan": {"tier": "free"}})
+    cli = rt_app.test_cli_runner()
+    result = cli.invoke(main, ["batch", "cancel", "--flow", "account", "--step", "step_open",
+                               "--state", "plan.tier=pro"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].endswith(": cancel 1 workflow(s)")
+    assert api.get("/api/workflows/pro-1").json["status"] == "cancelled"
+    assert api.get("/api/workflows/free-1").json["status"] == "waiting"
+
+
 @pytest.mark.parametrize("args, words", [
     (["batch", "cancel"], "the filter names nothing"),
     (["batch", "retry", "--flow", "nope"], "no workflow matches the filter"),
     (["batch", "send", "", "--flow", "tally"], "a send needs an event name"),
+    (["batch", "cancel", "--state", "amount"], "--state takes PATH=VALUE"),
+    (["batch", "cancel", "--flow", "tally", "--state", "amount=3"],
+     "'amount' is not a search attribute of flow 'tally'"),
+    (["batch", "cancel", "--flow", "tally", "--step", "step_nowhere"],
+     "'step_nowhere' is not a step of flow 'tally'"),
 ])
 def test_the_cli_refuses_bad_batches_in_one_line(rt_app, api, args, words):
     start(api, "tally", "t0")

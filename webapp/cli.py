@@ -208,6 +208,25 @@ def migrate(flow, from_version, dry_run, batch):
         raise SystemExit(1)
 
 
+STATE_HELP = ("whose search attribute PATH is VALUE (JSON if it parses: 3 is the number, "
+              "'\"3\"' the text; repeatable: all must match).")
+
+
+def _state_filter(given) -> dict:
+    """``--state PATH=VALUE`` options as the list's search filters (``{path: value}``, by
+    ``rules.state_query``, the rule the list's query string goes through)."""
+    from .runtime import rules
+
+    pairs = []
+    for one in given:
+        path, equals, value = one.partition("=")
+        if not equals or not path:
+            raise _Refused(f"--state takes PATH=VALUE, like userEmail=ada@example.com, "
+                           f"not {one!r}")
+        pairs.append((f"state.{path}", value))
+    return rules.state_query(pairs)
+
+
 @main.command("list")
 @click.option("--flow", multiple=True, help="Only this flow (repeatable).")
 @click.option("--status", multiple=True,
@@ -215,8 +234,7 @@ def migrate(flow, from_version, dry_run, batch):
               help="Only this status (repeatable).")
 @click.option("--step", multiple=True, help="Only workflows at this step (repeatable).")
 @click.option("--state", "state", multiple=True, metavar="PATH=VALUE",
-              help="Only workflows whose search attribute PATH is VALUE (JSON if it parses: "
-                   "3 is the number, '\"3\"' the text; repeatable: all must match).")
+              help="Only workflows " + STATE_HELP)
 @click.option("-q", "--search", help="Only ids containing this text.")
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
 def list_command(flow, status, step, state, search, limit):
@@ -224,18 +242,10 @@ def list_command(flow, status, step, state, search, limit):
     import json
 
     from . import runtime
-    from .runtime import rules
 
-    pairs = []
-    for given in state:
-        path, equals, value = given.partition("=")
-        if not equals or not path:
-            raise _Refused(f"--state takes PATH=VALUE, like userEmail=ada@example.com, "
-                           f"not {given!r}")
-        pairs.append((f"state.{path}", value))
     try:
         rows, more = runtime.list_workflows(flows=flow, statuses=status, q=search, limit=limit,
-                                            steps=step, state=rules.state_query(pairs))
+                                            steps=step, state=_state_filter(state))
     except runtime.RuntimeProblem as error:
         if error.status == 422:
             raise _Refused(f"{error} ({error.code})") from None
@@ -520,6 +530,10 @@ def _batch_options(command):
                      help="... in this status (repeatable)."),
         click.option("--version", "versions", multiple=True,
                      help="... that started on this flow version (repeatable)."),
+        click.option("--step", "steps", multiple=True,
+                     help="... at this step (repeatable)."),
+        click.option("--state", "state", multiple=True, metavar="PATH=VALUE",
+                     help="... " + STATE_HELP),
         click.option("-q", "--search", help="... whose id contains this text."),
         click.option("--yes", is_flag=True, help="Confirm a batch over "
                      "TINYFLOW_BATCH_CONFIRM_OVER workflows without being asked."),
@@ -530,7 +544,8 @@ def _batch_options(command):
     return command
 
 
-def _make_batch(action, ids, flow, status, versions, search, yes, detach, **details):
+def _make_batch(action, ids, flow, status, versions, steps, state, search, yes, detach,
+                **details):
     """Make the batch (asking to confirm a large one on a terminal), then carry it out here
     (sharing it with any worker) while printing its progress, until it is finished. Exits 1
     when any workflow failed."""
@@ -539,9 +554,10 @@ def _make_batch(action, ids, flow, status, versions, search, yes, detach, **deta
     from . import runtime
 
     rt = runtime.current()
-    choice = {"ids": list(ids)} if ids else {"filter": {
-        "flow": list(flow), "status": list(status), "version": list(versions), "q": search}}
     try:
+        choice = {"ids": list(ids)} if ids else {"filter": {
+            "flow": list(flow), "status": list(status), "version": list(versions),
+            "step": list(steps), "q": search, "state": _state_filter(state)}}
         try:
             record = rt.create_batch(action, **choice, confirm=yes, **details)
         except runtime.RuntimeProblem as error:

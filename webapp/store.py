@@ -614,6 +614,17 @@ def _searched(columns, state):
     return stmt, lead, list(state[1:])
 
 
+def _began(workflow_id):
+    """When the open visit of the workflow ``workflow_id`` (a column or a literal) began: its
+    last recorded visit's time, else its last log entry that begins one (``Store.visit_began``)."""
+    visit = (select(VISIT.c.at).where(VISIT.c.workflow_id == workflow_id)
+             .order_by(VISIT.c.seq.desc()).limit(1).scalar_subquery())
+    logged = (select(LOG.c.at).where(LOG.c.workflow_id == workflow_id,
+                                     LOG.c.type.in_(["init", "transition", "forked"]))
+              .order_by(LOG.c.n.desc()).limit(1).scalar_subquery())
+    return func.coalesce(visit, logged)
+
+
 def _locked(error: exc.OperationalError) -> bool:
     text = str(error.orig).lower()
     return "locked" in text or "busy" in text
@@ -943,15 +954,18 @@ class Store:
         """When the open visit of workflow ``id`` began: the time of its last log entry that
         begins one (init, transition, forked). Its recorded visit (history) when there is one,
         so a run reads no audit-log row; the log only where no visit was recorded."""
-        began = self.session.execute(
-            select(VISIT.c.at).where(VISIT.c.workflow_id == id)
-            .order_by(VISIT.c.seq.desc()).limit(1)).scalar()
-        if began is not None:
-            return began
-        return self.session.execute(
-            select(LOG.c.at).where(LOG.c.workflow_id == id,
-                                   LOG.c.type.in_(["init", "transition", "forked"]))
-            .order_by(LOG.c.n.desc()).limit(1)).scalar()
+        return self.session.execute(select(_began(literal(id, String)))).scalar()
+
+    def visits_began(self, ids) -> dict[str, int | None]:
+        """``visit_began`` of each of the workflows ``ids`` that exist, in one statement per
+        500 (a batch's chunk): ``{id: ms or None}``."""
+        ids = list(ids)
+        found: dict[str, int | None] = {}
+        for i in range(0, len(ids), 500):
+            found.update(self.session.execute(
+                select(WORKFLOW.c.id, _began(WORKFLOW.c.id))
+                .where(WORKFLOW.c.id.in_(ids[i:i + 500]))).all())
+        return found
 
     def rebuild_stats(self, recount, chunk: int = 500) -> int:
         """Replace every counter with a recount, in one transaction: ``recount(flow,

@@ -48,16 +48,19 @@ class BatchCommands:
                      reason: str | None = None, confirm: bool = False,
                      now=None) -> storage.BatchRecord:
         """Make a batch of ``action`` over the workflows ``ids``, or over every one the
-        list's ``filter`` matches now (``{"flow", "status", "version", "q"}``); ``event``
+        list's ``filter`` matches now (``{"flow", "status", "version", "step", "q",
+        "state"}``, checked by the list's own rule, ``Commands.where``); ``event``
         (``{"name", "payload"?}``) for a send, ``reason`` for a cancel. Empty selection,
-        unknown action, a filter on nothing, a send without an event name -> Invalid; over
+        unknown action, a filter on nothing, a send without an event name, a search
+        attribute no selected flow declares -> Invalid; over
         ``TINYFLOW_BATCH_CONFIRM_OVER`` workflows without ``confirm`` -> ConfirmNeeded."""
         action = rules.batch_action(action)
         if (ids is None) == (filter is None):
             raise Invalid("choose the workflows either by 'ids' or by 'filter' (one of them)")
         chosen = rules.batch_ids(ids) if ids is not None else None
-        filters = rules.batch_filter(filter, STATUSES) if filter is not None else None
-        params: dict = {"filter": filter if filters is not None else None}
+        filter = rules.batch_filter(filter, STATUSES) if filter is not None else None
+        filters = self.where(**filter) if filter is not None else None
+        params: dict = {"filter": filter}
         if action == "send":
             params["event"] = self._batch_event(event)
         elif event is not None:
@@ -103,7 +106,7 @@ class BatchCommands:
         matching", the confirmation's count)."""
         if ids is not None:
             return len(rules.batch_ids(ids))
-        return self.store.count_matching(rules.batch_filter(filter, STATUSES))
+        return self.store.count_matching(self.where(**rules.batch_filter(filter, STATUSES)))
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -209,6 +212,8 @@ class BatchCommands:
         now_s = self._now(now)
         lease_now = ms(self.clock())
         slow = []
+        # when each one's open visit began (its cancel ends it): one read for the chunk
+        began = self.store.visits_began(records) if self.stats_on else {}
         for id in ids:
             record = records.get(id)
             if record is None:
@@ -235,7 +240,8 @@ class BatchCommands:
             # the same rows a single cancel's commit writes: counters and search attributes
             changes.append((id, record.version, values,
                             storage.log_params(id, record.log_count + 1, new),
-                            job.stat_rows(values, new)[0] or [], job.attrs(values) or []))
+                            job.stat_rows(values, new, began=began.get(id))[0] or [],
+                            job.attrs(values) or []))
             outcomes[id] = ("done", None)
         return slow
 

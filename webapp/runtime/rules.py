@@ -423,10 +423,9 @@ def filters(names, statuses=(), q=None, *, flows=(), steps=(), state=None,
 # --- batches ---------------------------------------------------------------------------------
 
 BATCH_ACTIONS = ("cancel", "retry", "send")
-# The list's filters a batch takes: their API name -> the list's own keyword (Store.page's
-# and ``store._filters``'), so a batch chooses exactly what the list shows.
-LIST_FILTERS = {"flow": "flows", "status": "statuses", "version": "versions", "step": "steps",
-                "q": "q"}
+# The list's filters a batch takes, by their API names: the keywords of ``Commands.where`` (so
+# a batch chooses exactly what the list shows, by the same rule). ``state`` is ``{path: value}``.
+LIST_FILTERS = ("flow", "status", "version", "step", "q", "state")
 
 
 def batch_action(value) -> str:
@@ -448,9 +447,11 @@ def batch_ids(value) -> list[str]:
 
 
 def batch_filter(value, statuses) -> dict:
-    """The list's filters as a batch takes them (``{"flow": [...], "status": [...], "q":
-    ...}``, a name or a list each) -> the list's keywords (``LIST_FILTERS``). One that names
-    nothing would act on every workflow: refused."""
+    """The list's filters as a batch takes them (``{"flow": [...], "status": [...], "q": ...,
+    "state": {path: value}}``, a name or a list each but ``q`` and ``state``) -> the keyword
+    arguments of ``Commands.where``, which checks them as the list does (an unknown step, an
+    undeclared search attribute). One that names nothing would act on every workflow:
+    refused."""
     if not isinstance(value, dict):
         raise Invalid("the filter must be a JSON object, like {\"status\": [\"failed\"]}")
     unknown = [name for name in value if name not in LIST_FILTERS]
@@ -458,14 +459,21 @@ def batch_filter(value, statuses) -> dict:
         raise Invalid(f"unknown filter {unknown[0]!r}: the list filters on "
                       f"{', '.join(LIST_FILTERS)}")
     found: dict = {}
-    for name, keyword in LIST_FILTERS.items():
+    for name in LIST_FILTERS:
         given = value.get(name)
         if name == "q":
             check_query(given, error=Invalid)
             if given is not None and not isinstance(given, str):
                 raise Invalid("the filter's 'q' must be text")
             if given and given.strip():
-                found[keyword] = given.strip()
+                found["q"] = given.strip()
+            continue
+        if name == "state":
+            if given is not None and not isinstance(given, dict):
+                raise Invalid("the filter's 'state' must be an object of {path: value}, like "
+                              "{\"userEmail\": \"ada@example.com\"}")
+            if given:
+                found["state"] = dict(given)
             continue
         items = [given] if isinstance(given, str) else given if given is not None else []
         if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
@@ -477,8 +485,9 @@ def batch_filter(value, statuses) -> dict:
             if wrong:
                 raise Invalid(f"unknown status {wrong[0]!r}: use one of {', '.join(statuses)}")
         if items:
-            found[keyword] = items
+            found[name] = items
     if not found:
         raise Invalid("the filter names nothing, so it would act on every workflow: name a "
-                      "flow, a status or a search (or choose the workflows by id)")
+                      "flow, a status, a step, a search attribute or a search (or choose the "
+                      "workflows by id)")
     return found

@@ -156,14 +156,18 @@ class Job:
             values["created_at"] = self.created_at
         return values, new
 
-    def stat_rows(self, values: dict, new: list) -> tuple[list[dict] | None, object]:
+    def stat_rows(self, values: dict, new: list, *,
+                  began=_UNREAD) -> tuple[list[dict] | None, object]:
         """The flow statistics' counter deltas of a commit of ``values`` appending ``new``
-        (None with TINYFLOW_STATS off), and when the open visit began after it."""
+        (None with TINYFLOW_STATS off), and when the open visit began after it. ``began``:
+        when the open visit began (ms or None) if the caller read it already (a batch reads
+        its chunk's at once); else it is looked up when needed."""
         if not self.stats:
             return None, self._began
         tally = counters.Tally(self.flow)
         began = counters.deltas(tally, self.created_at, self.was,
-                             (values["status"], values["step"]), new, self._began)
+                                (values["status"], values["step"]), new,
+                                self._began if began is _UNREAD else began)
         return tally.rows(), began
     def attrs(self, values: dict) -> list[dict] | None:
         """The search-attribute rows of the commit of ``values`` (None: the flow declares

@@ -282,7 +282,8 @@ def trigger_schedule(id: str):
 @bp.post("/batches")
 def add_batch():
     """202 with the batch (runners carry it out): ``{"action", "ids" | "filter", "event"?,
-    "reason"?, "confirm"?}``. Over TINYFLOW_BATCH_CONFIRM_OVER workflows: 409
+    "reason"?, "confirm"?}`` (``filter``: the list's, ``{"flow", "status", "version", "step",
+    "q", "state"}``). Over TINYFLOW_BATCH_CONFIRM_OVER workflows: 409
     ``confirm_needed`` until sent with ``"confirm": true``."""
     data = body("action", "ids", "filter", "event", "reason", "confirm")
     confirm = data.get("confirm", False)

@@ -18,7 +18,10 @@ bp = Blueprint("batches", __name__)
 bp.record_once(lambda state: web.init_app(state.app))
 bp.after_request(web.vary)
 
-FILTER_FIELDS = ("flow", "status", "version", "step", "q")
+# The list's filters a batch takes from a form or a query string: these names (repeatable),
+# ``q``, and ``state.<path>`` (the search attributes, as typed). The API's filter has the same
+# names (``rules.LIST_FILTERS``).
+FILTER_FIELDS = ("flow", "status", "version", "step")
 ITEMS_SHOWN = 100            # skipped and failed items listed on the batch's page (each)
 
 WHAT_HAPPENS = {
@@ -40,23 +43,40 @@ def workflows(n: int) -> str:
     return f"{n:,} workflow" + ("" if n == 1 else "s")
 
 
+def is_filter_field(name: str) -> bool:
+    """Whether a query string's ``name`` is one of the list's filters a batch takes."""
+    return name in FILTER_FIELDS or name == "q" or name.startswith("state.")
+
+
 def chosen(form) -> tuple[list[str] | None, dict | None]:
     """The selection a form names: ``(ids, None)`` for "the selected", ``(None, filter)`` for
-    "all matching" (the list's filters, as the form carries them)."""
+    "all matching" (the list's filters, as the form carries them: the API's filter)."""
     if form.get("scope") == "matching":
-        found = {name: [v for v in form.getlist(name) if v.strip()]
-                 for name in ("flow", "status", "version")}
+        found = {name: [v for v in form.getlist(name) if v.strip()] for name in FILTER_FIELDS}
         found["q"] = form.get("q", "").strip() or None
+        found["state"] = rules.state_query(form.items(multi=True))
         return None, found
     return [v for v in form.getlist("id") if v], None
 
 
+def filter_fields(form) -> list[tuple[str, str]]:
+    """The form's filter fields as it has them (``state.<path>`` as typed), for the
+    confirmation's hidden inputs."""
+    return [(name, value) for name, value in form.items(multi=True)
+            if is_filter_field(name) and value.strip()]
+
+
 def describe_filter(filter: dict) -> list[str]:
-    """The filter in words, one part per filter: "flow guess_game or simple"."""
+    """The filter in words, one part per filter: "flow guess_game or simple", "userEmail
+    “ada@example.com”"."""
     parts = []
-    for name, label in (("flow", "flow"), ("status", "status"), ("version", "version")):
-        if filter.get(name):
-            parts.append(f"{label} {' or '.join(filter[name])}")
+    for name in FILTER_FIELDS:
+        names = filter.get(name)
+        if names:                # a list (a batch made before filters were kept as lists: a name)
+            parts.append(f"{name} {' or '.join([names] if isinstance(names, str) else names)}")
+    for path, value in (filter.get("state") or {}).items():
+        shown = f"“{value}”" if isinstance(value, str) else rules.dumps(value)
+        parts.append(f"{path} {shown}")
     if filter.get("q"):
         parts.append(f"id containing “{filter['q']}”")
     return parts
@@ -67,20 +87,24 @@ def render_confirm(status: int = 200, message: str | None = None):
     form = request.values
     rt = runtime.current()
     action = form.get("action", "")
-    ids, filter = chosen(form)
     try:
+        ids, filter = chosen(form)
         rules.batch_action(action)
         n = rt.count_batch(ids, filter)
     except RuntimeProblem as error:
         return web.error_page(error.status, str(error))
     headline, detail = WHAT_HAPPENS[action]
+    back: dict = {}                  # the list the form came from, its filters as typed
+    for name, value in filter_fields(form):
+        back.setdefault(name, []).append(value)
     most = int(rt.settings["TINYFLOW_BATCH_CONFIRM_OVER"])
     return render_template(
         "batches/confirm.html", action=action, n=n, ids=ids, filter=filter,
         headline=headline.format(n=workflows(n)), detail=detail,
         filter_words=describe_filter(filter) if filter else [],
+        fields=filter_fields(form) if filter else [],
         over=n > most, most=most, message=message, values=form,
-        back=url_for("workflows.index", **{k: v for k, v in (filter or {}).items() if v})), status
+        back=url_for("workflows.index", **back)), status
 
 
 @bp.get("/batches/new")
@@ -92,14 +116,14 @@ def new():
 @bp.post("/batches")
 def create():
     form = request.form
-    ids, filter = chosen(form)
     action = form.get("action", "")
-    event = None
-    if action == "send":
-        name = form.get("event_name", "").strip()
-        event = {"name": name, "payload": web.parse_value(form.get("event_value"))} if name \
-            else {}
     try:
+        ids, filter = chosen(form)
+        event = None
+        if action == "send":
+            name = form.get("event_name", "").strip()
+            event = {"name": name, "payload": web.parse_value(form.get("event_value"))} \
+                if name else {}
         record = runtime.current().create_batch(
             action, ids=ids, filter=filter, event=event,
             reason=(form.get("reason", "").strip() or None) if action == "cancel" else None,

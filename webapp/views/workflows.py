@@ -124,11 +124,9 @@ def list_context(start_form: dict | None = None) -> dict:
     items = [list_item(row) for row in rows]
     live = any(item["status"] in LIVE for item in items)
     query = query_of(filters)
-    # "For all N matching": the list's filters as a batch takes them, and how many match.
-    # A batch does not take search-attribute filters: with one, "all matching" is not offered
-    # (it would act on more than the list shows).
-    batch_filter = ({} if state else
-                    {k: v for k, v in query.items() if k in batches.FILTER_FIELDS})
+    # "For all N matching": the list's filters as a batch takes them (all of them, search
+    # attributes too), and how many match.
+    batch_filter = {k: v for k, v in query.items() if batches.is_filter_field(k)}
     matching = (sum(counts.get(s, 0) for s in filters["status"]) if filters["status"]
                 else sum(counts.values()))
     return {
