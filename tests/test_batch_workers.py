@@ -91,3 +91,66 @@ def test_a_batch_survives_kill_9_and_acts_on_each_workflow_once(make_app, any_db
               f"{sent_at_kill:,} sent ({sent_at_kill - at_kill} sent, not yet recorded); the "
               f"second worker settled {N - at_kill:,}; {len(received):,} workflows got the "
               f"event exactly once ({sum(received.values()):,} deliveries)")
+
+
+def test_a_cancel_batch_survives_kill_9_and_cancels_each_workflow_once(make_app, any_db_url,
+                                                                        tmp_path, capsys):
+    """A bulk cancel writes each chunk's changes and outcomes in one transaction: killed in
+    the middle, the next worker goes on from the first unsettled workflow; none is
+    cancelled twice, and the flow statistics still equal a recount of the logs."""
+    from webapp.store import STAT
+
+    app = make_app(any_db_url, TINYFLOW_FLOWS=FLOWS)
+
+    def counters() -> set:
+        rows = db.session.execute(STAT.select()).all()
+        return {(r.flow, r.kind, r.period, r.a, r.b, r.n, r.v) for r in rows if r.n or r.v}
+
+    with app.app_context():
+        clone_tallies(N)
+        runtime.current().rebuild_stats()        # the clones were written without counters
+        batch = runtime.current().create_batch("cancel", filter={"flow": ["tally"]},
+                                               reason="closing the campaign", confirm=True)
+        assert batch.total == N
+        db.session.remove()
+
+    def settled() -> int:
+        with app.app_context():
+            record = runtime.current().batch(batch.id)
+            db.session.remove()
+            return record.done + record.skipped + record.failed
+
+    first = start_worker(any_db_url, tmp_path, TINYFLOW_FLOWS=",".join(FLOWS))
+    try:
+        wait_until(lambda: settled() >= 1_000, tmp_path, timeout=300)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    at_kill = settled()
+    assert at_kill < N, "the kill should come before the batch finished"
+
+    second = start_worker(any_db_url, tmp_path, "--exit-when-idle",
+                          TINYFLOW_FLOWS=",".join(FLOWS), TINYFLOW_CLOCK_OFFSET="120")
+    finish(second, tmp_path, timeout=600)
+
+    with app.app_context():
+        rt = runtime.current()
+        record = rt.batch(batch.id)
+        assert (record.status, record.total, record.done, record.skipped, record.failed) == (
+            "finished", N, N, 0, 0)
+        session = db.session
+        cancelled = dict(session.execute(
+            select(LOG.c.workflow_id, func.count()).where(LOG.c.type == "cancelled")
+            .group_by(LOG.c.workflow_id)).all())
+        statuses = set(session.execute(select(WORKFLOW.c.status)).scalars())
+        leased = session.execute(select(func.count()).select_from(WORKFLOW).where(
+            WORKFLOW.c.lease_owner.is_not(None))).scalar()
+        kept = counters()
+        rt.rebuild_stats()
+        assert counters() == kept                                   # equal to a recount
+    assert len(cancelled) == N and set(cancelled.values()) == {1}   # each cancelled once
+    assert statuses == {"cancelled"} and leased == 0
+    with capsys.disabled():
+        print(f"\n[{any_db_url.split(':')[0]}] cancel batch: kill -9 with {at_kill:,} of "
+              f"{N:,} settled; the second worker settled {N - at_kill:,}; each of {N:,} "
+              f"workflows cancelled exactly once")
