@@ -150,6 +150,28 @@ def test_imported_and_scheduled_workflows_count(rt, clock):
     assert recounted(rt) == before
 
 
+def test_a_step_s_visits_are_the_edges_into_it_and_the_visits_without_one():
+    """Visits are not counted apart: each begins with an edge into its step, except one
+    begun by a transition whose step before is unknown (a log that does not begin at its
+    start), counted as an ``enter``."""
+    from webapp.runtime import counters
+    from webapp.runtime.stats import summarise
+
+    tally = counters.Tally("f")
+    entries = [{"type": "transition", "_step": "b", "_at": 1_000, "values": {"to": "b"}},
+               {"type": "transition", "_step": "b", "_at": 2_000,
+                "values": {"from": "b", "to": "b"}},
+               {"type": "finished", "_step": "b", "_at": 3_000}]
+    counters.deltas(tally, 0, None, ("finished", "b"), entries, None)
+    rows = [(r["kind"], r["a"], r["b"], r["n"], r["v"]) for r in tally.rows()
+            if r["period"] == counters.ALL]
+    assert ("enter", "b", "", 1, 0) in rows and not [r for r in rows if r[0] == "visit"]
+    answer = summarise(None, rows)
+    assert answer["steps"]["b"]["visits"] == 2                     # the enter, and b -> b
+    assert {(t["from"], t["to"]): t["count"] for t in answer["transitions"]} == {
+        ("b", "b"): 1, ("b", None): 1}
+
+
 def test_a_page_of_percentiles_is_within_five_percent():
     times = [1, 3, 7, 12, 50, 120, 400, 999, 2500, 10_000, 86_400_000]
     for t in times:

@@ -6,8 +6,11 @@ of the logs.
 Counters are keyed by the flow, a kind, a period and up to two names:
 
 - ``at``    (status, step): workflows in that status at that step
-- ``visit`` (step): visits begun (``init``, ``transition``, ``forked``)
-- ``edge``  (from, to): transitions; ``""`` is the start (``from``) or the end (``to``)
+- ``edge``  (from, to): transitions; ``""`` is the start (``from``) or the end (``to``). A
+  step's visits are the edges into it: each visit begins with one (``init`` and ``forked``
+  from the start), so they are not counted apart
+- ``enter`` (step): the visits begun by a transition whose step before is unknown (an
+  imported log that does not begin at its start): the only visits without an edge
 - ``time``  (step, bucket): visits ended, by log-scale bucket of their length, and their sum
 - ``act``   (started | finished | failed | cancelled): by the hour (epoch hours) it happened
 
@@ -122,7 +125,6 @@ def deltas(tally: Tally, created_at: int, was: tuple[str, str] | None,
             first = _name(values.get("defaultStep")) if kind == "init" else None
             at_step = first or step
             if at_step is not None:
-                tally.both("visit", born, at_step)
                 tally.both("edge", born, "", at_step)
             open_at, looked_up = at, True
         elif kind == "transition":
@@ -132,7 +134,8 @@ def deltas(tally: Tally, created_at: int, was: tuple[str, str] | None,
             close(src, at)
             if src is not None:
                 tally.both("edge", born, src, dst)
-            tally.both("visit", born, dst)
+            else:
+                tally.both("enter", born, dst)
             at_step, open_at, looked_up = dst, at, True
         elif kind == "finished" or kind == "cancelled":
             where = step or at_step

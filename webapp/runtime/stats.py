@@ -56,10 +56,12 @@ def summarise(flow_cls, rows) -> dict:
                 step_entry(b)["now"] += n
             if a == Status.FAILED:
                 step_entry(b)["failed"] += n
-        elif kind == "visit":
+        elif kind == "enter":
             step_entry(a)["visits"] += n
         elif kind == "edge":
             edges[(a or None, b or None)] = edges.get((a or None, b or None), 0) + n
+            if b:
+                step_entry(b)["visits"] += n          # each visit begins with its edge
         elif kind == "time":
             histograms.setdefault(a, {})[int(b)] = histograms.setdefault(a, {}).get(
                 int(b), 0) + n
