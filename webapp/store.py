@@ -25,7 +25,8 @@ from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_session, sessionmaker
 
-SCHEMA_VERSION = 3          # 2: workflow.flow_version and workflow.migrate_error; 3: workflow_attr
+SCHEMA_VERSION = 4          # 2: workflow.flow_version and workflow.migrate_error; 3: workflow_attr;
+                            # 4: flow_stat's version counters (counted once at the upgrade)
 _LOCK_RETRIES = 4  # a commit that finds SQLite locked past its busy timeout is tried again
 
 
@@ -690,13 +691,22 @@ class Store:
         """Bring a database made by an older schema up to this one, in one transaction:
         add the workflow columns it lacks (1 -> 2: flow_version, migrate_error). 2 -> 3 adds
         tables only (create_all made them); the runtime indexes the workflows at its start
-        (``SearchCommands.sync_search_index``), as it knows the flows' attributes."""
+        (``SearchCommands.sync_search_index``), as it knows the flows' attributes. 3 -> 4
+        counts the workflows of each flow version once into flow_stat (``version``
+        counters, which commits keep from then on)."""
         session = self.session
         have = {c["name"] for c in inspect(session.connection()).get_columns("workflow")}
         for column in ("flow_version", "migrate_error"):
             if column not in have:
                 kind = WORKFLOW.c[column].type.compile(dialect=session.get_bind().dialect)
                 session.execute(text(f"ALTER TABLE workflow ADD COLUMN {column} {kind}"))
+        session.execute(delete(STAT).where(STAT.c.kind == "version"))
+        session.execute(insert(STAT).from_select(
+            ["flow", "kind", "period", "a", "b", "n", "v"],
+            select(WORKFLOW.c.flow, literal("version"), literal(-1),
+                   func.coalesce(WORKFLOW.c.flow_version, ""), literal(""), func.count(),
+                   literal(0))
+            .group_by(WORKFLOW.c.flow, WORKFLOW.c.flow_version)))
         session.execute(update(Meta).where(Meta.key == "schema_version")
                         .values(value=str(SCHEMA_VERSION)))
         session.commit()
@@ -939,6 +949,13 @@ class Store:
             found.setdefault(flow, {})[status] = int(n)
         return found
 
+    def stat_versions(self, flow: str) -> dict[str | None, int]:
+        """``{flow_version: count}`` of ``flow``'s workflows from its version counters (None:
+        unknown); versions with none left out."""
+        return {a or None: int(n) for a, n in self.session.execute(
+            select(STAT.c.a, STAT.c.n).where(STAT.c.flow == flow, STAT.c.kind == "version",
+                                             STAT.c.period == -1)) if n}
+
     def visit_began(self, id: str) -> int | None:
         """When the open visit of workflow ``id`` began: the time of its last log entry that
         begins one (init, transition, forked). Its recorded visit (history) when there is one,
@@ -965,7 +982,8 @@ class Store:
             read, after = 0, None
             while True:
                 stmt = select(WORKFLOW.c.id, WORKFLOW.c.flow, WORKFLOW.c.created_at,
-                              WORKFLOW.c.status, WORKFLOW.c.step).order_by(WORKFLOW.c.id)
+                              WORKFLOW.c.status, WORKFLOW.c.step, WORKFLOW.c.flow_version
+                              ).order_by(WORKFLOW.c.id)
                 if after is not None:
                     stmt = stmt.where(WORKFLOW.c.id > after)
                 batch = session.execute(stmt.limit(chunk)).all()
@@ -979,7 +997,8 @@ class Store:
                         .order_by(LOG.c.workflow_id, LOG.c.n)):
                     logs.setdefault(row.workflow_id, []).append(row)
                 for w in batch:
-                    recount(w.flow, w.created_at, w.status, w.step, logs.get(w.id, []))
+                    recount(w.flow, w.created_at, w.status, w.step, logs.get(w.id, []),
+                            w.flow_version)
                 read += len(batch)
                 after = batch[-1].id
             rows = recount.rows()
@@ -1089,7 +1108,8 @@ class Store:
         self.transaction(statements)
 
     def count_by_version(self, flow: str) -> dict[str | None, int]:
-        """``{flow_version: count}`` of the workflows of ``flow`` (None: unknown)."""
+        """``{flow_version: count}`` of the workflows of ``flow`` (None: unknown), counted:
+        a read of every one of them (``stat_versions`` is the kept figure)."""
         return dict(self.session.execute(
             select(WORKFLOW.c.flow_version, func.count()).where(WORKFLOW.c.flow == flow)
             .group_by(WORKFLOW.c.flow_version)).all())

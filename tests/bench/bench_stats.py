@@ -34,7 +34,7 @@ P95_MS = 50.0
 MAX_COST = 0.10                # keeping the statistics: at most 10 % of the throughput
 DAYS = 30
 TEMPLATES = 100
-GENERATOR = 2                  # bump when what is generated changes
+GENERATOR = 3                  # bump when what is generated changes
 T0 = 1_764_547_200.0           # 2025-12-01T00:00:00Z: the first workflow's creation
 
 
@@ -72,7 +72,7 @@ def _templates(tmp: Path):
     for row in rows:
         recount = Recount()
         recount(row["flow"], row["created_at"], row["status"], row["step"],
-                logs.get(row["id"], []))
+                logs.get(row["id"], []), row["flow_version"])
         counted[row["id"]] = recount.rows()
     rt.store.dispose()
     return rows, counted
@@ -198,7 +198,9 @@ def measure(quick: bool = False, workflows: int | None = None) -> list[Figure]:
     with app.app_context():
         from webapp import runtime
         answer = runtime.current().flow_stats("guess_game_2")
+        versions = runtime.current().version_counts("guess_game_2")
     assert answer["workflows"] == n, answer["workflows"]
+    assert sum(versions.values()) == n, versions        # the flow page's versions table
     pairs, size = (3, 200) if quick else (6, 400)
     rate_on, rate_off, costs = throughput(pairs, size)
     figures += [
