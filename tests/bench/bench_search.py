@@ -183,7 +183,7 @@ def list_figures(quick: bool) -> list[Figure]:
          f"/api/workflows?flow=interval_payment&state.status=%22cancel%22&cursor={cursor}"),
         ("page", "list page, rare value (with its status counts)",
          f"/workflows?flow=user_onboarding&state.userEmail={email}"),
-        ("page", "list page, common value (counts over its 50,000+)",
+        ("page", f"list page, common value (counts over its {n // 20:,}+)",
          "/workflows?flow=interval_payment&state.status=active"),
     ]
     for _, _, url in cases:                           # warm the page cache and the app
