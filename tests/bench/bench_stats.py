@@ -16,7 +16,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import random
 import sqlite3
 import statistics
@@ -217,9 +216,4 @@ def measure(quick: bool = False, workflows: int | None = None) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--workflows", type=int)
-    args = parser.parse_args()
-    sys.exit(common.report(measure(args.quick, args.workflows), args.json))
+    common.main(measure, __doc__)
