@@ -7,10 +7,10 @@ import json
 import re
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 
 from webapp import store
-from webapp.cli import CLI_FLOWS, main
+from webapp.cli import main
 from webapp.engine import Workflow, step
 from webapp.engine.spec import FlowDefinitionError
 from webapp.runtime import Runtime
@@ -195,6 +195,70 @@ def test_the_index_follows_the_latest_commit(client):
     # One row per declared path, whatever happened.
     assert sorted(r.path for r in store_rows(client.application)) == sorted(
         ["amount", "plan.tier", "active", "note"])
+
+
+def attr_counts(app, state: dict, flows=()) -> tuple[dict, dict]:
+    """The list's status counts under one search-attribute filter (on SQLite looked up in
+    workflow_attr_count), and the same counted from the attribute rows themselves."""
+    from sqlalchemy import func
+
+    from webapp import runtime
+    from webapp.runtime.rules import search_key
+
+    with app.app_context():
+        [(path, value)] = state.items()
+        shown = runtime.status_counts(flows=flows, state=state)
+        stmt = select(ATTR.c.status, func.count()).where(
+            ATTR.c.path == path, ATTR.c.value == search_key(value))
+        if flows:
+            stmt = stmt.where(ATTR.c.flow.in_(flows))
+        return shown, dict(db.session.execute(stmt.group_by(ATTR.c.status)).all())
+
+
+def test_status_counts_under_one_attribute_follow_every_change(make_app, any_db_url, client,
+                                                               monkeypatch):
+    """On SQLite triggers keep them (a lookup, however many workflows hold the value); on
+    both, they equal a count of the attribute rows after starts, changed values, status
+    changes, cancels, imports, and a flow that stops declaring the path."""
+    app = client.application
+    for id, amount in (("a1", 3), ("a2", 3), ("a3", 3), ("a4", 4)):
+        start(client, id, {"amount": amount})
+    start(client, "l1", {"amount": 3}, flow="ledger")
+    send(client, "a2", {"amount": 4})                                   # 3 -> 4
+    send(client, "a3", {"amount": {"not": "searchable"}})                # 3 -> nothing
+    client.post("/api/workflows/a1/events", json={"name": "close"})     # waiting -> finished
+    assert client.post("/api/workflows/a4/cancel", json={}).status_code == 200
+    with app.app_context():
+        from webapp import runtime
+        runtime.import_snapshots([["imported", {
+            "step": "step_open", "state": {"amount": 3}, "cache": {"_seq": 0}, "system": {},
+            "logs": [], "status": "running"}]], "account")
+    assert attr_counts(app, {"amount": 3}) == ({"finished": 1, "waiting": 1, "running": 1},) * 2
+    assert attr_counts(app, {"amount": 3}, ["account"]) == ({"finished": 1, "running": 1},) * 2
+    assert attr_counts(app, {"amount": 4}) == ({"waiting": 1, "cancelled": 1},) * 2
+    page = client.get("/workflows?flow=account&state.amount=4").get_data(as_text=True)
+    assert "… all 2 matching" in page and 'data-id="a2"' in page      # a2 and a4, as counted
+    if any_db_url.startswith("sqlite"):
+        with app.app_context():            # the lookup: one row per value and status
+            kept = db.session.execute(select(store.ATTR_COUNT).where(
+                store.ATTR_COUNT.c.path == "amount", store.ATTR_COUNT.c.n > 0)).all()
+        assert sorted((r.flow, r.value, r.status, r.n) for r in kept) == [
+            ("account", "3", "finished", 1), ("account", "3", "running", 1),
+            ("account", "4", "cancelled", 1), ("account", "4", "waiting", 1),
+            ("ledger", "3", "waiting", 1)]
+        # A database made before workflow_attr_count: made and counted once at start.
+        with app.app_context():
+            for name in store._ATTR_COUNT_TRIGGERS:
+                db.session.execute(text(f"DROP TRIGGER {name}"))
+            db.session.execute(store.ATTR_COUNT.delete())
+            db.session.commit()
+        again = make_app(any_db_url, TINYFLOW_FLOWS=FLOWS)
+        assert attr_counts(again, {"amount": 3}) == (
+            {"finished": 1, "waiting": 1, "running": 1},) * 2
+    import search_flows
+    monkeypatch.setattr(search_flows.Account, "search_attributes", ("note",))
+    changed = make_app(any_db_url, TINYFLOW_FLOWS=FLOWS)         # account's rows reindexed
+    assert attr_counts(changed, {"amount": 3}) == ({"waiting": 1}, {"waiting": 1})   # ledger
 
 
 def test_list_items_carry_their_flows_attributes(client):

@@ -11,6 +11,7 @@ on the same database with its own TINYFLOW_FLOWS module (made here, in ``sys.mod
 """
 from __future__ import annotations
 
+import re
 import sqlite3
 import sys
 import types
@@ -433,6 +434,60 @@ def test_the_list_filters_by_version_and_shows_it(apps):
     assert 'id="wf-held"' in detail and 'id="held-from">1<' in detail
     assert 'id="held-loaded">3<' in detail and 'id="send-event-form"' not in detail
     assert "cancel-form" in detail
+
+
+def kept_and_counted(app) -> tuple[dict, dict]:
+    """The flow page's version counts as kept (flow statistics) and as a count of the rows."""
+    store = rt(app).store
+    with rt(app).context():
+        found = store.stat_versions("order"), store.count_by_version("order")
+        store.end()
+    return found
+
+
+def test_the_flow_page_counts_versions_as_commits_keep_them(apps, clock):
+    """The versions table reads counters kept at each commit (a lookup, at any number of
+    workflows): they follow starts, imports, migrations (by command or when run), failed
+    migrations, and equal both a count of the rows and a recount."""
+    for id in ("a", "b", "c"):
+        waiting_order(apps, id=id)
+    waiting_order(apps, id="poison", poison=True)
+    rt(apps("v2")).start("order", id="new")
+    rt(apps("v2")).import_snapshots([["copy", rt(apps("v1")).snapshot("a")]])
+    v4 = apps("v4")
+    assert rt(v4).send("c", "shipped", "p")["flow_version"] == "4"    # migrated as it ran
+    assert kept_and_counted(v4)[0] == {"1": 3, "2": 2, "4": 1}
+    result = Cli(v4).invoke(args=["migrate", "order", "--from", "1"])
+    assert "moved 2 workflow(s) to version 4; 1 failed" in result.output
+    kept, counted = kept_and_counted(v4)
+    assert kept == counted == {"1": 1, "2": 2, "4": 3}
+    rt(v4).rebuild_stats()
+    assert kept_and_counted(v4)[0] == kept
+    page = v4.test_client().get("/flows/order").get_data(as_text=True)
+    rows = re.findall(r'<tr data-version="(\w+)">.*?version=\w+">(\d+)</a>', page, re.S)
+    assert dict(rows) == {"1": "1", "2": "2", "4": "3"}
+
+
+def test_with_statistics_off_the_flow_page_counts_versions(make_app, any_db_url):
+    app = make_app(any_db_url, TINYFLOW_FLOWS=["tw_order_v1"], TINYFLOW_STATS=False)
+    rt(app).start("order", id="a")
+    kept, counted = kept_and_counted(app)
+    assert kept == {} and counted == {"1": 1}
+    assert rt(app).version_counts("order") == {"1": 1}
+
+
+def test_a_schema_3_database_gets_its_version_counters(apps, any_db_url, make_app):
+    waiting_order(apps, id="a")
+    rt(apps("v2")).start("order", id="b")
+    with apps("v2").app_context():       # as a schema 3 database was: no version counters
+        from webapp.store import STAT, Meta, db
+        db.session.execute(STAT.delete().where(STAT.c.kind == "version"))
+        db.session.execute(Meta.__table__.update().where(Meta.key == "schema_version")
+                           .values(value="3"))
+        db.session.commit()
+    again = make_app(any_db_url, TINYFLOW_FLOWS=["tw_order_v2"])
+    kept, counted = kept_and_counted(again)
+    assert kept == counted == {"1": 1, "2": 1}
 
 
 def test_an_imported_snapshot_records_the_version_that_loaded_it(apps):

@@ -25,7 +25,9 @@ from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_session, sessionmaker
 
-SCHEMA_VERSION = 3          # 2: workflow.flow_version and workflow.migrate_error; 3: workflow_attr
+SCHEMA_VERSION = 4          # 2: workflow.flow_version and workflow.migrate_error; 3: workflow_attr;
+                            # 4: flow_stat's version counters (counted once at the upgrade),
+                            # workflow_attr_count (SQLite: made and counted as workflow_count)
 _LOCK_RETRIES = 4  # a commit that finds SQLite locked past its busy timeout is tried again
 
 
@@ -155,6 +157,25 @@ class AttrRow(db.Model):
         Index("ix_attr_match", "flow", "path", "value", "updated_at", "workflow_id", "status"),
         {"sqlite_with_rowid": False},
     )
+
+
+class AttrCount(db.Model):
+    """How many workflows of a flow hold a search-attribute value, by status. On SQLite,
+    triggers keep it as workflow_attr changes (whoever writes), so the list's status counts
+    under one search-attribute filter are a lookup instead of a count of every match (a
+    common value matches hundreds of thousands); elsewhere it stays empty and they are
+    counted, as ``workflow_count``. Rows left at 0 are kept (a value moves between
+    statuses)."""
+
+    __tablename__ = "workflow_attr_count"
+
+    flow: Mapped[str] = mapped_column(String(200), primary_key=True)
+    path: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int]
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
 
 class AttrIndexRow(db.Model):
@@ -379,6 +400,7 @@ VISIT_COLUMNS = tuple(VISIT.c.keys())
 STAT = FlowStat.__table__
 ATTR = AttrRow.__table__
 ATTR_INDEX = AttrIndexRow.__table__
+ATTR_COUNT = AttrCount.__table__
 BATCH = BatchRow.__table__
 BATCH_ITEM = BatchItemRow.__table__
 
@@ -447,6 +469,20 @@ _COUNT_TRIGGERS = {
 _ADD_NEW = ("INSERT INTO workflow_count (flow, status, n) VALUES (new.flow, new.status, 1) "
             "ON CONFLICT (flow, status) DO UPDATE SET n = n + 1;")
 _TAKE_OLD = "UPDATE workflow_count SET n = n - 1 WHERE flow = old.flow AND status = old.status;"
+# workflow_attr_count, the same way (a NULL value: nothing searchable, not counted).
+_ATTR_COUNT_TRIGGERS = {
+    "workflow_attr_count_insert": "AFTER INSERT ON workflow_attr BEGIN {add_new} END",
+    "workflow_attr_count_update": "AFTER UPDATE OF flow, path, value, status ON workflow_attr "
+                                  "WHEN old.flow IS NOT new.flow OR old.path IS NOT new.path "
+                                  "OR old.value IS NOT new.value OR old.status IS NOT "
+                                  "new.status BEGIN {take_old} {add_new} END",
+    "workflow_attr_count_delete": "AFTER DELETE ON workflow_attr BEGIN {take_old} END",
+}
+_ATTR_ADD_NEW = ("INSERT INTO workflow_attr_count (flow, path, value, status, n) SELECT "
+                 "new.flow, new.path, new.value, new.status, 1 WHERE new.value IS NOT NULL "
+                 "ON CONFLICT (flow, path, value, status) DO UPDATE SET n = n + 1;")
+_ATTR_TAKE_OLD = ("UPDATE workflow_attr_count SET n = n - 1 WHERE flow = old.flow AND "
+                  "path = old.path AND value = old.value AND status = old.status;")
 
 
 # Rows of one multi-row VALUES statement at most (7 columns: 700 parameters, under SQLite's
@@ -725,39 +761,56 @@ class Store:
         """Bring a database made by an older schema up to this one, in one transaction:
         add the workflow columns it lacks (1 -> 2: flow_version, migrate_error). 2 -> 3 adds
         tables only (create_all made them); the runtime indexes the workflows at its start
-        (``SearchCommands.sync_search_index``), as it knows the flows' attributes."""
+        (``SearchCommands.sync_search_index``), as it knows the flows' attributes. 3 -> 4
+        counts the workflows of each flow version once into flow_stat (``version``
+        counters, which commits keep from then on)."""
         session = self.session
         have = {c["name"] for c in inspect(session.connection()).get_columns("workflow")}
         for column in ("flow_version", "migrate_error"):
             if column not in have:
                 kind = WORKFLOW.c[column].type.compile(dialect=session.get_bind().dialect)
                 session.execute(text(f"ALTER TABLE workflow ADD COLUMN {column} {kind}"))
+        session.execute(delete(STAT).where(STAT.c.kind == "version"))
+        session.execute(insert(STAT).from_select(
+            ["flow", "kind", "period", "a", "b", "n", "v"],
+            select(WORKFLOW.c.flow, literal("version"), literal(-1),
+                   func.coalesce(WORKFLOW.c.flow_version, ""), literal(""), func.count(),
+                   literal(0))
+            .group_by(WORKFLOW.c.flow, WORKFLOW.c.flow_version)))
         session.execute(update(Meta).where(Meta.key == "schema_version")
                         .values(value=str(SCHEMA_VERSION)))
         session.commit()
 
     def _counted(self) -> bool:
-        """Whether workflow_count holds the counts (SQLite)."""
+        """Whether workflow_count and workflow_attr_count hold the counts (SQLite)."""
         return self.session.get_bind().dialect.name == "sqlite"
 
     def _keep_counts(self) -> None:
-        """SQLite: make the triggers that keep workflow_count where they are missing (a
-        database made before them), and count every workflow once, in the same transaction."""
+        """SQLite: make the triggers that keep workflow_count and workflow_attr_count where
+        they are missing (a database made before them), and count every workflow (every
+        attribute row) once, in the same transaction."""
         if not self._counted():
             return
         session = self.session
         have = set(session.execute(
             text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
-        if have.issuperset(_COUNT_TRIGGERS):
+        kept = [(COUNT, _COUNT_TRIGGERS, _ADD_NEW, _TAKE_OLD,
+                 select(WORKFLOW.c.flow, WORKFLOW.c.status, func.count())
+                 .group_by(WORKFLOW.c.flow, WORKFLOW.c.status)),
+                (ATTR_COUNT, _ATTR_COUNT_TRIGGERS, _ATTR_ADD_NEW, _ATTR_TAKE_OLD,
+                 select(ATTR.c.flow, ATTR.c.path, ATTR.c.value, ATTR.c.status, func.count())
+                 .where(ATTR.c.value.is_not(None))
+                 .group_by(ATTR.c.flow, ATTR.c.path, ATTR.c.value, ATTR.c.status))]
+        missing = [k for k in kept if not have.issuperset(k[1])]
+        if not missing:
             return
-        session.execute(COUNT.delete())   # opens the transaction the triggers are made in
-        for name, body in _COUNT_TRIGGERS.items():
-            body = body.format(add_new=_ADD_NEW, take_old=_TAKE_OLD)
-            session.execute(text(f"CREATE TRIGGER IF NOT EXISTS {name} {body}"))
-        session.execute(insert(COUNT).from_select(
-            ["flow", "status", "n"],
-            select(WORKFLOW.c.flow, WORKFLOW.c.status, func.count())
-            .group_by(WORKFLOW.c.flow, WORKFLOW.c.status)))
+        for table, triggers, add_new, take_old, counted in missing:
+            session.execute(table.delete())   # opens the transaction the triggers are made in
+            for name, body in triggers.items():
+                body = body.format(add_new=add_new, take_old=take_old)
+                session.execute(text(f"CREATE TRIGGER IF NOT EXISTS {name} {body}"))
+            session.execute(insert(table).from_select(
+                [c.name for c in table.c], counted))
         session.commit()
 
     # -- reading ----------------------------------------------------------------------------
@@ -807,11 +860,16 @@ class Store:
         """``{status: count}`` of the workflows of ``flows`` (all when empty) whose id contains
         ``q`` (and that started on one of ``versions``, are at one of ``steps``, match the
         ``state`` terms); statuses without any are left out. Without ``q``, ``versions``,
-        ``steps`` nor ``state``, SQLite's are looked up."""
+        ``steps`` nor ``state``, or with one ``state`` term alone, SQLite's are looked up
+        (workflow_count, workflow_attr_count)."""
         if not q and not versions and not steps and not state and self._counted():
             stmt = select(COUNT.c.status, func.sum(COUNT.c.n)).group_by(COUNT.c.status)
             if flows:
                 stmt = stmt.where(COUNT.c.flow.in_(list(flows)))
+            return {status: int(n) for status, n in self.session.execute(stmt) if n}
+        if len(state) == 1 and not q and not versions and not steps and self._counted():
+            stmt = select(ATTR_COUNT.c.status, func.sum(ATTR_COUNT.c.n)).where(
+                _attr_match(ATTR_COUNT, state[0])).group_by(ATTR_COUNT.c.status)
             return {status: int(n) for status, n in self.session.execute(stmt) if n}
         if len(state) == 1 and not q and not versions and not steps:
             lead = ATTR.alias("lead")           # counted in the attribute's index alone
@@ -974,6 +1032,13 @@ class Store:
             found.setdefault(flow, {})[status] = int(n)
         return found
 
+    def stat_versions(self, flow: str) -> dict[str | None, int]:
+        """``{flow_version: count}`` of ``flow``'s workflows from its version counters (None:
+        unknown); versions with none left out."""
+        return {a or None: int(n) for a, n in self.session.execute(
+            select(STAT.c.a, STAT.c.n).where(STAT.c.flow == flow, STAT.c.kind == "version",
+                                             STAT.c.period == -1)) if n}
+
     def visit_began(self, id: str) -> int | None:
         """When the open visit of workflow ``id`` began: the time of its last log entry that
         begins one (init, transition, forked). Its recorded visit (history) when there is one,
@@ -1012,7 +1077,8 @@ class Store:
             read, after = 0, None
             while True:
                 stmt = select(WORKFLOW.c.id, WORKFLOW.c.flow, WORKFLOW.c.created_at,
-                              WORKFLOW.c.status, WORKFLOW.c.step).order_by(WORKFLOW.c.id)
+                              WORKFLOW.c.status, WORKFLOW.c.step, WORKFLOW.c.flow_version
+                              ).order_by(WORKFLOW.c.id)
                 if after is not None:
                     stmt = stmt.where(WORKFLOW.c.id > after)
                 batch = session.execute(stmt.limit(chunk)).all()
@@ -1026,7 +1092,8 @@ class Store:
                         .order_by(LOG.c.workflow_id, LOG.c.n)):
                     logs.setdefault(row.workflow_id, []).append(row)
                 for w in batch:
-                    recount(w.flow, w.created_at, w.status, w.step, logs.get(w.id, []))
+                    recount(w.flow, w.created_at, w.status, w.step, logs.get(w.id, []),
+                            w.flow_version)
                 read += len(batch)
                 after = batch[-1].id
             rows = recount.rows()
@@ -1136,7 +1203,8 @@ class Store:
         self.transaction(statements)
 
     def count_by_version(self, flow: str) -> dict[str | None, int]:
-        """``{flow_version: count}`` of the workflows of ``flow`` (None: unknown)."""
+        """``{flow_version: count}`` of the workflows of ``flow`` (None: unknown), counted:
+        a read of every one of them (``stat_versions`` is the kept figure)."""
         return dict(self.session.execute(
             select(WORKFLOW.c.flow_version, func.count()).where(WORKFLOW.c.flow == flow)
             .group_by(WORKFLOW.c.flow_version)).all())

@@ -1,11 +1,12 @@
-"""Benchmark: the dashboard and the API list at 100,000 workflows (every flow and state, about
-20 audit-log entries each, one with 1,000+): the list page (default, filtered, searched, a deep
-page), the workflow page with its diagram, the diagram alone, and GET /api/workflows.
+"""Benchmark: the dashboard and the API list at 1,000,000 workflows (100,000 with --quick;
+every flow and state, about 20 audit-log entries each, one with 1,000+): the list page
+(default, filtered, searched, a deep page), the workflow page with its diagram, the diagram
+alone, and GET /api/workflows.
 
 Each request goes whole through the WSGI app; each figure is the median over batches of the
 batch's percentile. The database is made once (tests/bench/dataset.py) and kept.
 
-    python tests/bench/bench_dashboard.py [--json] [--quick]
+    python tests/bench/bench_dashboard.py [--json] [--quick] [--workflows N]
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from common import Figure  # noqa: E402
 LIST_P95_MS = 50.0
 DETAIL_P95_MS = 50.0
 DIAGRAM_MS = 10.0
-DEEP = 90_000          # the deep page starts after this many workflows
+DEEP = 0.9             # the deep page starts after this share of the workflows
 
 
 def deep_cursor(app, query: str, skip: int) -> str:
@@ -43,13 +44,14 @@ def get(app, url: str, *, marker: bytes | None = None) -> None:
     assert marker is None or marker in body, (url, marker)
 
 
-def measure(quick: bool = False) -> list[Figure]:
+def measure(quick: bool = False, workflows: int | None = None) -> list[Figure]:
     from webapp import diagram
 
     import bench_diagram
 
+    n = workflows or (100_000 if quick else 1_000_000)
     batches, per_batch = (3, 10) if quick else (5, 30)
-    path = dataset.dashboard()
+    path = dataset.dashboard(n)
     app = common.make_app(path)
     with app.app_context():
         from webapp import runtime
@@ -58,8 +60,9 @@ def measure(quick: bool = False) -> list[Figure]:
                                          limit=1)[0][0].id
     diagram.warm_up()
     common.progress("dashboard: paging to the deep cursors")
-    deep = quote(deep_cursor(app, "", DEEP))
-    deep_waiting = quote(deep_cursor(app, "&status=waiting", DEEP // 2))
+    skip = int(n * DEEP) // 500 * 500
+    deep = quote(deep_cursor(app, "", skip))
+    deep_waiting = quote(deep_cursor(app, "&status=waiting", skip // 2))
 
     cases = [
         ("list", "list page, default", "/workflows", None),
@@ -72,8 +75,8 @@ def measure(quick: bool = False) -> list[Figure]:
         ("list", "list page, id search q=ab", "/workflows?q=ab", None),
         ("list", "list page, id search matching none (q=zz: every id read)", "/workflows?q=zz",
          None),
-        ("list", f"list page, deep (after {DEEP:,})", f"/workflows?cursor={deep}", None),
-        ("list", f"list page, status=waiting, deep (after {DEEP // 2:,})",
+        ("list", f"list page, deep (after {skip:,})", f"/workflows?cursor={deep}", None),
+        ("list", f"list page, status=waiting, deep (after {skip // 2:,})",
          f"/workflows?status=waiting&cursor={deep_waiting}", None),
         ("api", "GET /api/workflows", "/api/workflows", None),
         ("api", "GET /api/workflows?status=failed", "/api/workflows?status=failed", None),
@@ -81,7 +84,7 @@ def measure(quick: bool = False) -> list[Figure]:
          "/api/workflows?flow=guess_game&status=waiting", None),
         ("api", "GET /api/workflows?q=ab", "/api/workflows?q=ab", None),
         ("api", "GET /api/workflows?q=zz (matches none)", "/api/workflows?q=zz", None),
-        ("api", f"GET /api/workflows deep (after {DEEP:,})", f"/api/workflows?cursor={deep}",
+        ("api", f"GET /api/workflows deep (after {skip:,})", f"/api/workflows?cursor={deep}",
          None),
         ("api", "GET /api/workflows?limit=500", "/api/workflows?limit=500", None),
         ("detail", "workflow page (waiting guess game, diagram)", f"/workflows/{typical}",
@@ -100,7 +103,7 @@ def measure(quick: bool = False) -> list[Figure]:
         bound = {"list": LIST_P95_MS, "api": LIST_P95_MS, "detail": DETAIL_P95_MS,
                  "diagram": DIAGRAM_MS}[group]
         figures.append(Figure(group, name + " p95", p95, "ms", at_most=bound,
-                              detail=f"p50 {common.median_of(ms, 50):.1f} ms"))
+                              detail=f"{n:,} workflows; p50 {common.median_of(ms, 50):.1f} ms"))
 
     def first_view():
         diagram.renderer.cache.clear()                        # the rendered SVGs

@@ -16,7 +16,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import random
 import sqlite3
 import sys
@@ -33,7 +32,7 @@ P95_MS = 50.0
 MAX_COST = 0.10                # keeping the statistics: at most 10 % of the throughput
 DAYS = 30
 TEMPLATES = 100
-GENERATOR = 2                  # bump when what is generated changes
+GENERATOR = 3                  # bump when what is generated changes
 T0 = 1_764_547_200.0           # 2025-12-01T00:00:00Z: the first workflow's creation
 
 
@@ -71,7 +70,7 @@ def _templates(tmp: Path):
     for row in rows:
         recount = Recount()
         recount(row["flow"], row["created_at"], row["status"], row["step"],
-                logs.get(row["id"], []))
+                logs.get(row["id"], []), row["flow_version"])
         counted[row["id"]] = recount.rows()
     rt.store.dispose()
     return rows, counted
@@ -168,7 +167,9 @@ def measure(quick: bool = False, workflows: int | None = None) -> list[Figure]:
     with app.app_context():
         from webapp import runtime
         answer = runtime.current().flow_stats("guess_game_2")
+        versions = runtime.current().version_counts("guess_game_2")
     assert answer["workflows"] == n, answer["workflows"]
+    assert sum(versions.values()) == n, versions        # the flow page's versions table
     tmp = common.scratch("tw-bench-stats-rate-")
     slices = 60 if quick else 300
     common.progress(f"stats: {slices} slices of 10 simple workflows, on and off in turns")
@@ -203,9 +204,4 @@ def measure(quick: bool = False, workflows: int | None = None) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--workflows", type=int)
-    args = parser.parse_args()
-    sys.exit(common.report(measure(args.quick, args.workflows), args.json))
+    common.main(measure, __doc__)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import inspect
 import io
 import json
 import os
@@ -283,12 +284,18 @@ def report(figures: list[Figure], as_json: bool) -> int:
 
 
 def main(measure, doc: str | None = None) -> None:
-    """The command line of one benchmark script: ``--json``, ``--quick``."""
-    parser = argparse.ArgumentParser(description=doc)
+    """The command line of one benchmark script: ``--json``, ``--quick``, and ``--workflows
+    N`` when ``measure`` takes ``workflows`` (the size of its database)."""
+    parser = argparse.ArgumentParser(description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--quick", action="store_true", help="fewer and smaller batches")
+    sized = "workflows" in inspect.signature(measure).parameters
+    if sized:
+        parser.add_argument("--workflows", type=int, help="workflows in the database")
     args = parser.parse_args()
-    sys.exit(report(measure(quick=args.quick), args.json))
+    options = {"workflows": args.workflows} if sized else {}
+    sys.exit(report(measure(quick=args.quick, **options), args.json))
 
 
 def progress(message: str) -> None:

@@ -651,7 +651,11 @@ class Commands(ScheduleCommands, HistoryCommands, StatsCommands, SearchCommands,
 
     @_unit
     def version_counts(self, flow: str) -> dict[str | None, int]:
-        """``{flow_version: count}`` of the workflows of ``flow`` (None: unknown)."""
+        """``{flow_version: count}`` of the workflows of ``flow`` (None: unknown): the flow
+        statistics' version counters (a lookup at any size) while they are kept
+        (TINYFLOW_STATS), else counted."""
+        if self.stats_on:
+            return self.store.stat_versions(flow)
         return self.store.count_by_version(flow)
 
     @_unit

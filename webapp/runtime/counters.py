@@ -13,6 +13,9 @@ Counters are keyed by the flow, a kind, a period and up to two names:
   imported log that does not begin at its start): the only visits without an edge
 - ``time``  (step, bucket): visits ended, by log-scale bucket of their length, and their sum
 - ``act``   (started | finished | failed | cancelled): by the hour (epoch hours) it happened
+- ``version`` (flow version; ``""``: unknown): workflows that started on it (or were migrated
+  to it), for all time only (the flow page's versions table, read in one lookup instead of a
+  count over every workflow of the flow)
 
 The first four are kept twice: by the day (epoch days, UTC) each workflow was created, and
 for all time (period ``ALL``), so the whole flow is a read of a few hundred rows at any age
@@ -93,15 +96,22 @@ class Tally:
 
 
 def deltas(tally: Tally, created_at: int, was: tuple[str, str] | None,
-           now: tuple[str, str], entries: Iterable[dict], began) -> int | None:
+           now: tuple[str, str], entries: Iterable[dict], began,
+           versions: tuple[str | None, str | None] = (None, None)) -> int | None:
     """Add to ``tally`` what a commit changes: the workflow created at ``created_at`` (ms)
-    goes from ``was`` (status, step; None: a new workflow) to ``now`` and appends ``entries``.
+    goes from ``was`` (status, step; None: a new workflow) to ``now`` and appends ``entries``,
+    and from flow version ``versions[0]`` to ``versions[1]`` (the first unread when new).
     ``began`` is when its open visit began (ms), or a callable that looks it up (only called
     when an entry ends a visit begun before these entries). Returns when the open visit
     began, after them."""
     born = day(created_at)
+    before, after = versions
     if was is None:
         tally.add("act", hour(created_at), "started")
+        tally.add("version", ALL, after or "")
+    elif before != after:                           # migrated
+        tally.add("version", ALL, before or "", n=-1)
+        tally.add("version", ALL, after or "")
     if was != now:
         if was is not None:
             tally.both("at", born, was[0], was[1], -1)
@@ -166,9 +176,11 @@ class Recount:
     def __init__(self):
         self.tallies: dict[str, Tally] = {}
 
-    def __call__(self, flow: str, created_at: int, status: str, step: str, rows) -> None:
+    def __call__(self, flow: str, created_at: int, status: str, step: str, rows,
+                 flow_version: str | None = None) -> None:
         tally = self.tallies.get(flow) or self.tallies.setdefault(flow, Tally(flow))
-        deltas(tally, created_at, None, (status, step), _entries(rows), None)
+        deltas(tally, created_at, None, (status, step), _entries(rows), None,
+               (None, flow_version))
 
     def rows(self) -> list[dict]:
         return [row for flow in sorted(self.tallies) for row in self.tallies[flow].rows()]

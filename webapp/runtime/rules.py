@@ -359,7 +359,6 @@ def limit(value, most: int = 500) -> int:
 def found(kind: str, id, load):
     """``load(id)`` for an id from outside (a workflow's, a schedule's): clean text, and
     there (else NotFound)."""
-    from .errors import NotFound
     check_text(id if isinstance(id, str) else None, f"a {kind} id", error=Invalid)
     record = load(id) if isinstance(id, str) else None
     if record is None:

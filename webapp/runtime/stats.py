@@ -6,7 +6,7 @@ import math
 
 from ..engine import Status
 from . import answers, rules
-from .counters import DAY_MS, HOUR_MS, RATIO, Recount, bucket_value, day, hour
+from .counters import DAY_MS, HOUR_MS, Recount, bucket_value, day, hour
 from .errors import Invalid
 from .unit import ms, public
 

@@ -101,6 +101,8 @@ class Job:
         # before this job).
         self.stats = stats
         self.was = was
+        self.was_version = flow_version        # the version the row records (a migration
+                                               # changes flow_version: counted as it moves)
         self._began = None if version is None else (lambda: self.store.visit_began(self.id))
         # Search attributes: the flow's paths, and the keys of the state text last indexed
         # (computed again only when the state changed).
@@ -167,7 +169,8 @@ class Job:
         tally = counters.Tally(self.flow)
         began = counters.deltas(tally, self.created_at, self.was,
                                 (values["status"], values["step"]), new,
-                                self._began if began is _UNREAD else began)
+                                self._began if began is _UNREAD else began,
+                                (self.was_version, values["flow_version"]))
         return tally.rows(), began
     def attrs(self, values: dict) -> list[dict] | None:
         """The search-attribute rows of the commit of ``values`` (None: the flow declares
@@ -195,6 +198,7 @@ class Job:
             except store.Busy as error:
                 raise Unavailable(str(error)) from None
             self.was, self._began = (values["status"], values["step"]), began
+            self.was_version = values["flow_version"]
             self.visits = []
             self.version = values["version"]
             self.lease_expires = values["lease_expires"]

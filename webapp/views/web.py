@@ -21,7 +21,6 @@ from markupsafe import Markup, escape
 from sqlalchemy import exc as db_errors
 from werkzeug.exceptions import HTTPException, SecurityError
 
-from .. import runtime
 from ..engine import Status
 from ..runtime import Invalid, Unavailable, rules
 
