@@ -5,7 +5,7 @@ import json
 import pytest
 from sqlalchemy import text
 
-from webapp import runtime, store
+from webapp import runtime
 from webapp.store import db
 
 

@@ -4,7 +4,6 @@ refused forms in view without JavaScript at an address that answers, tables that
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from playwright.sync_api import expect
