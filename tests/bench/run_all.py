@@ -1,5 +1,6 @@
 """Every benchmark in one run, one table: the engine beside DBOS, events, the dashboard at
-100,000 workflows, the runner. Exits 1 when a target is missed.
+100,000 workflows, the runner, the real server under load (SQLite and PostgreSQL) beside the
+raw commit limit and DBOS. Exits 1 when a target is missed.
 
     python tests/bench/run_all.py            # the full run (about 5 minutes once the
                                              # 100,000-workflow databases are made)
@@ -22,10 +23,12 @@ import bench_engine  # noqa: E402
 import bench_events  # noqa: E402
 import bench_runner  # noqa: E402
 import bench_schedules  # noqa: E402
+import bench_server  # noqa: E402
 import common  # noqa: E402
 
 BENCHMARKS = {"engine": bench_engine, "events": bench_events, "dashboard": bench_dashboard,
-              "runner": bench_runner, "schedules": bench_schedules, "batches": bench_batches}
+              "runner": bench_runner, "schedules": bench_schedules, "batches": bench_batches,
+              "server": bench_server}
 
 
 def main() -> None:
