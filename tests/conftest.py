@@ -108,11 +108,14 @@ class PostgresServer:
         subprocess.run([*self.prefix, *args], cwd=self.dir, check=True, capture_output=True,
                        text=True, timeout=120)
 
-    def start(self):
+    def start(self, durable: bool = False):
+        """Start it: for tests, without fsync; ``durable`` (benchmarks): PostgreSQL's
+        defaults, every commit flushed to the disk before it returns."""
         self._run(self.initdb, "-D", str(self.data), "-U", "tw", "--auth=trust", "-E", "UTF8",
                   "--no-locale", "--no-sync")
-        options = (f"-k {self.dir} -c listen_addresses='' -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+        options = f"-k {self.dir} -c listen_addresses='' -c max_connections=300"
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"),
                   "-w", "-t", "60", "start")
 
@@ -122,14 +125,16 @@ class PostgresServer:
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def create_database(self) -> str:
-        """A new empty database; its SQLAlchemy URL."""
+    def create_database(self, copy_of: str | None = None) -> str:
+        """A new database, empty or a copy of the one at the URL ``copy_of`` (which no one
+        may be connected to); its SQLAlchemy URL."""
         import psycopg
 
         name = f"tw_{next(self.names)}"
+        template = f" TEMPLATE {copy_of.split('/')[3].split('?')[0]}" if copy_of else ""
         with psycopg.connect(host=str(self.dir), user="tw", dbname="postgres",
                              autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
+            conn.execute(f"CREATE DATABASE {name}{template}")
         return f"postgresql+psycopg://tw@/{name}?host={self.dir}"
 
 

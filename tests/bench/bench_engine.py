@@ -10,6 +10,7 @@ each figure is the median over the rounds.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,13 +28,15 @@ WSGI_X_PEER = 8.0            # through POST /api/workflows, times DBOS as shippe
 MAX_COMMITS = 2.0            # DESIGN.md's durability: a simple flow costs at most two commits
 
 
-def peer(n: int, mode: str) -> dict | None:
-    """One run of the peer benchmark (``{"wf_per_s", "commits_per_wf", ...}``), or None when
-    it is not there or fails."""
+def peer(n: int, mode: str, threads: int = 1, pg_url: str | None = None) -> dict | None:
+    """One run of the peer benchmark (``{"wf_per_s", "commits_per_wf", ...}``) with ``n``
+    workflows from ``threads`` threads (mode ``postgres``: on the database ``pg_url``), or
+    None when it is not there or fails."""
     if not common.PEER_SCRIPT.exists():
         return None
-    done = subprocess.run(["bash", str(common.PEER_SCRIPT), str(n), mode], capture_output=True,
-                          text=True, timeout=900, check=False)
+    env = {**os.environ, **({"DBOS_PEER_PG_URL": pg_url} if pg_url else {})}
+    done = subprocess.run(["bash", str(common.PEER_SCRIPT), str(n), mode, str(threads)],
+                          capture_output=True, text=True, timeout=900, check=False, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
         common.progress(f"peer {mode} failed: {done.stderr.strip()[-500:]}")

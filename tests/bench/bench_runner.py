@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -39,12 +38,14 @@ def peak_rss_mb(pid: int) -> float | None:
     return int(kb) / 1024
 
 
-def run_worker(db: Path, instance: Path) -> dict:
-    """One worker process until idle: when its first and last lines came, and its peak RSS.
+def run_worker(url: str, instance: Path) -> dict:
+    """One worker process on the database ``url`` until idle: when its first and last lines
+    came (``first``, ``last``: perf_counter seconds; ``seconds`` between them), and its
+    peak RSS.
 
     The peak is the kernel's VmHWM of the worker's own program, read while it runs (the
     rusage of a child also counts this process's memory, which it shares until its exec)."""
-    env = {**os.environ, "TINYFLOW_DATABASE_URL": f"sqlite:///{db}",
+    env = {**os.environ, "TINYFLOW_DATABASE_URL": url,
            "TINYFLOW_INSTANCE": str(instance), "PYTHONUNBUFFERED": "1"}
     env.pop("TINYFLOW_FLOWS", None)
     child = subprocess.Popen([sys.executable, "-c", WORKER, "worker", "--exit-when-idle"],
@@ -63,7 +64,8 @@ def run_worker(db: Path, instance: Path) -> dict:
     child.stderr.close()
     if child.returncode or len(lines) < 2 or lines[-1][1] != "worker stopped":
         raise RuntimeError(f"the worker failed ({child.returncode}): {lines} {errors[-2000:]}")
-    return {"seconds": lines[-1][0] - lines[0][0], "peak_mb": peaks[0]}
+    return {"seconds": lines[-1][0] - lines[0][0], "first": lines[0][0], "last": lines[-1][0],
+            "peak_mb": peaks[0]}
 
 
 def watch_memory(child: subprocess.Popen, peaks: list[float]) -> None:
@@ -74,6 +76,7 @@ def watch_memory(child: subprocess.Popen, peaks: list[float]) -> None:
         time.sleep(0.02)
 
 
+<<<<<<< HEAD
 def check_drained(db: Path, since_ms: int, until_ms: int) -> int:
     """How many workflows the worker moved on (updated while it ran: one template was
     started a year ahead, so its row is newer than any run); none may be due any more."""
@@ -84,14 +87,45 @@ def check_drained(db: Path, since_ms: int, until_ms: int) -> int:
                              "updated_at <= ?", (since_ms, until_ms)).fetchone()[0]
         waiting = conn.execute("SELECT count(*) FROM workflow WHERE status = 'waiting'"
                                ).fetchone()[0]
+=======
+def check_drained(url: str, since_ms: int, until_ms: int) -> int:
+    """How many workflows the workers moved on (updated while they ran: one template was
+    started a year ahead, so its row is newer than any run); none may be due any more, and
+    every workflow is still waiting (its next timer set)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            due = conn.execute(sa.text("SELECT count(*) FROM workflow WHERE wake_at <= :t"),
+                               {"t": since_ms}).scalar()
+            moved = conn.execute(sa.text("SELECT count(*) FROM workflow WHERE updated_at "
+                                         "BETWEEN :t AND :u"),
+                                 {"t": since_ms, "u": until_ms}).scalar()
+            waiting = conn.execute(sa.text("SELECT count(*) FROM workflow "
+                                           "WHERE status = 'waiting'")).scalar()
+            total = conn.execute(sa.text("SELECT count(*) FROM workflow")).scalar()
+    finally:
+        engine.dispose()
+>>>>>>> serve
     assert due == 0, f"{due} workflows are still due"
-    assert waiting == dataset_size(db), "every workflow should still be waiting"
+    assert waiting == total, "every workflow should still be waiting"
     return moved
 
 
-def dataset_size(db: Path) -> int:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT count(*) FROM workflow").fetchone()[0]
+def drain_once(source: Path, tmp: Path) -> dict:
+    """One worker on a fresh copy of ``source`` (``dataset.runner()``) until idle, checked:
+    ``{"rate": timers/s, "peak_mb"}``."""
+    db = tmp / "runner.sqlite"
+    shutil.copyfile(source, db)
+    try:
+        since = int(time.time() * 1000)
+        found = run_worker(f"sqlite:///{db}", tmp / "instance")
+        moved = check_drained(f"sqlite:///{db}", since, int(time.time() * 1000))
+    finally:
+        db.unlink()
+    assert moved == dataset.DUE, (moved, dataset.DUE)
+    return {"rate": moved / found["seconds"], "peak_mb": found["peak_mb"]}
 
 
 def measure(quick: bool = False, workflows: int | None = None) -> list[Figure]:
@@ -103,6 +137,7 @@ def measure(quick: bool = False, workflows: int | None = None) -> list[Figure]:
     try:
         for r in range(runs):
             common.progress(f"runner: worker run {r + 1}/{runs}")
+<<<<<<< HEAD
             db = tmp / f"runner-{r}.sqlite"
             shutil.copyfile(source, db)
             since = int(time.time() * 1000)
@@ -110,8 +145,11 @@ def measure(quick: bool = False, workflows: int | None = None) -> list[Figure]:
             moved = check_drained(db, since, int(time.time() * 1000))
             assert moved == dataset.DUE, (moved, dataset.DUE)
             rates.append(moved / found["seconds"])
+=======
+            found = drain_once(source, tmp)
+            rates.append(found["rate"])
+>>>>>>> serve
             peaks.append(found["peak_mb"])
-            db.unlink()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     detail = f"median of {runs} worker runs"

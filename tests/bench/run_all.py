@@ -1,6 +1,7 @@
 """Every benchmark in one run, one table: the engine beside DBOS, events, the dashboard at
 100,000 workflows, the runner, flow statistics and search attributes at 1,000,000 workflows
-(100,000 with --quick). Exits 1 when a target is missed.
+(100,000 with --quick), the real server under load (SQLite and PostgreSQL) beside the raw
+commit limit and DBOS. Exits 1 when a target is missed.
 
     python tests/bench/run_all.py            # the full run (about 10 minutes once the
                                              # databases are made; making them: a few more)
@@ -24,12 +25,13 @@ import bench_events  # noqa: E402
 import bench_runner  # noqa: E402
 import bench_schedules  # noqa: E402
 import bench_search  # noqa: E402
+import bench_server  # noqa: E402
 import bench_stats  # noqa: E402
 import common  # noqa: E402
 
 BENCHMARKS = {"engine": bench_engine, "events": bench_events, "dashboard": bench_dashboard,
               "runner": bench_runner, "schedules": bench_schedules, "batches": bench_batches,
-              "stats": bench_stats, "search": bench_search}
+              "stats": bench_stats, "search": bench_search, "server": bench_server}
 
 
 def main() -> None:
