@@ -76,18 +76,6 @@ def watch_memory(child: subprocess.Popen, peaks: list[float]) -> None:
         time.sleep(0.02)
 
 
-<<<<<<< HEAD
-def check_drained(db: Path, since_ms: int, until_ms: int) -> int:
-    """How many workflows the worker moved on (updated while it ran: one template was
-    started a year ahead, so its row is newer than any run); none may be due any more."""
-    with sqlite3.connect(db) as conn:
-        due = conn.execute("SELECT count(*) FROM workflow WHERE wake_at <= ?",
-                           (since_ms,)).fetchone()[0]
-        moved = conn.execute("SELECT count(*) FROM workflow WHERE updated_at >= ? AND "
-                             "updated_at <= ?", (since_ms, until_ms)).fetchone()[0]
-        waiting = conn.execute("SELECT count(*) FROM workflow WHERE status = 'waiting'"
-                               ).fetchone()[0]
-=======
 def check_drained(url: str, since_ms: int, until_ms: int) -> int:
     """How many workflows the workers moved on (updated while they ran: one template was
     started a year ahead, so its row is newer than any run); none may be due any more, and
@@ -107,7 +95,6 @@ def check_drained(url: str, since_ms: int, until_ms: int) -> int:
             total = conn.execute(sa.text("SELECT count(*) FROM workflow")).scalar()
     finally:
         engine.dispose()
->>>>>>> serve
     assert due == 0, f"{due} workflows are still due"
     assert waiting == total, "every workflow should still be waiting"
     return moved
@@ -137,18 +124,8 @@ def measure(quick: bool = False, workflows: int | None = None) -> list[Figure]:
     try:
         for r in range(runs):
             common.progress(f"runner: worker run {r + 1}/{runs}")
-<<<<<<< HEAD
-            db = tmp / f"runner-{r}.sqlite"
-            shutil.copyfile(source, db)
-            since = int(time.time() * 1000)
-            found = run_worker(db, tmp / "instance")
-            moved = check_drained(db, since, int(time.time() * 1000))
-            assert moved == dataset.DUE, (moved, dataset.DUE)
-            rates.append(moved / found["seconds"])
-=======
             found = drain_once(source, tmp)
             rates.append(found["rate"])
->>>>>>> serve
             peaks.append(found["peak_mb"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
