@@ -350,9 +350,13 @@ class Commands(ScheduleCommands, HistoryCommands, StatsCommands, SearchCommands,
                 raise Invalid(f"workflow {id!r} already holds {most} events that nothing "
                               f"waits for (TINYFLOW_MAX_INBOX); event {name!r} was not "
                               "delivered")
-            if outcome is not None:
-                outcome["delivered"] = delivered
-        return self._change(id, mutate, now, event_key=idempotency_key)
+            attempt["delivered"] = delivered
+        # How it was delivered is said only once this call's commit holds it: a commit that
+        # lost to the same key sent elsewhere delivered nothing (the answer: "duplicate").
+        attempt: dict = {}
+        return self._change(id, mutate, now, event_key=idempotency_key,
+                            committed=(None if outcome is None
+                                       else lambda: outcome.update(attempt)))
 
     @_unit
     def resolve(self, id: str, resume_id: str, payload=None, now=None):
@@ -423,10 +427,12 @@ class Commands(ScheduleCommands, HistoryCommands, StatsCommands, SearchCommands,
         return self._change(id, mutate, now, event_key=idempotency_key)
 
     def _change(self, id: str, mutate, now=None, *, run: bool = True,
-                event_key: str | None = None, held_ok: bool = False):
+                event_key: str | None = None, held_ok: bool = False, committed=None):
         """Load workflow ``id``, apply ``mutate(wf, now)`` (which may return the time to run
         at), commit that together with a lease, run and commit; redo from a fresh load when
         someone else wrote the row in between. Nothing is committed when ``mutate`` raises.
+        ``committed()`` is called once this call's change is committed (not when another
+        writer's change with the same idempotency key won).
         A held workflow (see ``versions``) -> VersionMismatch, unless ``held_ok`` (cancel)."""
         now = self._now(now)
         owner = owner_id()
@@ -452,6 +458,8 @@ class Commands(ScheduleCommands, HistoryCommands, StatsCommands, SearchCommands,
                 continue
             except storage.Duplicate:     # the same idempotency key, delivered meanwhile
                 return self._get(id)
+            if committed is not None:
+                committed()
             if run:
                 try:
                     self._running(job, now if run_at is None else run_at)
