@@ -10,6 +10,7 @@ from dataclasses import asdict
 from sqlalchemy import func, select
 
 from test_runtime_workers import finish, start_worker, wait_until
+from test_stats import counters, recounted
 from webapp import runtime
 from webapp.store import EVENT_KEY, LOG, WORKFLOW, db
 
@@ -30,6 +31,25 @@ def clone_tallies(n: int) -> None:
         rows.append({**row, "id": id})
         log_rows += [{**entry, "workflow_id": id} for entry in logs]
     rt.store.insert_many(rows, log_rows)
+
+
+def take_over(url: str, tmp_path) -> None:
+    """Past a killed worker's leases (60 s), a new worker takes the batch over and finishes
+    it."""
+    second = start_worker(url, tmp_path, "--exit-when-idle",
+                          TINYFLOW_FLOWS=",".join(FLOWS), TINYFLOW_CLOCK_OFFSET="120")
+    finish(second, tmp_path, timeout=600)
+
+
+def finished_batch(id: str, entry: str) -> dict[str, int]:
+    """Check batch ``id`` finished with every workflow done; how many ``entry`` audit-log
+    entries each workflow has."""
+    record = runtime.current().batch(id)
+    assert (record.status, record.total, record.done, record.skipped, record.failed) == (
+        "finished", N, N, 0, 0)
+    return dict(db.session.execute(
+        select(LOG.c.workflow_id, func.count()).where(LOG.c.type == entry)
+        .group_by(LOG.c.workflow_id)).all())
 
 
 def test_a_batch_survives_kill_9_and_acts_on_each_workflow_once(make_app, any_db_url,
@@ -61,21 +81,11 @@ def test_a_batch_survives_kill_9_and_acts_on_each_workflow_once(make_app, any_db
         first.wait()
     at_kill, sent_at_kill = progress()
     assert at_kill < sent_at_kill < N, "the kill should cut a chunk in the middle"
-
-    # Past the dead worker's leases (60 s), a new worker takes the batch over and finishes it.
-    second = start_worker(any_db_url, tmp_path, "--exit-when-idle",
-                          TINYFLOW_FLOWS=",".join(FLOWS), TINYFLOW_CLOCK_OFFSET="120")
-    finish(second, tmp_path, timeout=600)
+    take_over(any_db_url, tmp_path)
 
     with app.app_context():
-        rt = runtime.current()
-        record = rt.batch(batch.id)
-        assert (record.status, record.total, record.done, record.skipped, record.failed) == (
-            "finished", N, N, 0, 0)
+        received = finished_batch(batch.id, "event_received")
         session = db.session
-        received = dict(session.execute(
-            select(LOG.c.workflow_id, func.count()).where(LOG.c.type == "event_received")
-            .group_by(LOG.c.workflow_id)).all())
         keys = session.execute(select(func.count()).select_from(EVENT_KEY).where(
             EVENT_KEY.c.key == f"batch:{batch.id}")).scalar()
         states = [json.loads(s) for s in session.execute(select(WORKFLOW.c.state)).scalars()]
@@ -98,13 +108,7 @@ def test_a_cancel_batch_survives_kill_9_and_cancels_each_workflow_once(make_app,
     """A bulk cancel writes each chunk's changes and outcomes in one transaction: killed in
     the middle, the next worker goes on from the first unsettled workflow; none is
     cancelled twice, and the flow statistics still equal a recount of the logs."""
-    from webapp.store import STAT
-
     app = make_app(any_db_url, TINYFLOW_FLOWS=FLOWS)
-
-    def counters() -> set:
-        rows = db.session.execute(STAT.select()).all()
-        return {(r.flow, r.kind, r.period, r.a, r.b, r.n, r.v) for r in rows if r.n or r.v}
 
     with app.app_context():
         clone_tallies(N)
@@ -128,26 +132,18 @@ def test_a_cancel_batch_survives_kill_9_and_cancels_each_workflow_once(make_app,
         first.wait()
     at_kill = settled()
     assert at_kill < N, "the kill should come before the batch finished"
-
-    second = start_worker(any_db_url, tmp_path, "--exit-when-idle",
-                          TINYFLOW_FLOWS=",".join(FLOWS), TINYFLOW_CLOCK_OFFSET="120")
-    finish(second, tmp_path, timeout=600)
+    take_over(any_db_url, tmp_path)
 
     with app.app_context():
-        rt = runtime.current()
-        record = rt.batch(batch.id)
-        assert (record.status, record.total, record.done, record.skipped, record.failed) == (
-            "finished", N, N, 0, 0)
+        cancelled = finished_batch(batch.id, "cancelled")
         session = db.session
-        cancelled = dict(session.execute(
-            select(LOG.c.workflow_id, func.count()).where(LOG.c.type == "cancelled")
-            .group_by(LOG.c.workflow_id)).all())
         statuses = set(session.execute(select(WORKFLOW.c.status)).scalars())
         leased = session.execute(select(func.count()).select_from(WORKFLOW).where(
             WORKFLOW.c.lease_owner.is_not(None))).scalar()
-        kept = counters()
-        rt.rebuild_stats()
-        assert counters() == kept                                   # equal to a recount
+        db.session.remove()
+    rt = app.extensions["tinyflow"]
+    kept = counters(rt)
+    assert recounted(rt) == kept                                    # equal to a recount
     assert len(cancelled) == N and set(cancelled.values()) == {1}   # each cancelled once
     assert statuses == {"cancelled"} and leased == 0
     with capsys.disabled():
